@@ -1,0 +1,28 @@
+/*
+ * Tiny C helpers for what bindgen cannot translate: lighttpd's function-like
+ * macros and its variadic printf-style logger. Compiled by build.rs against
+ * exactly the headers and config.h that the bindings were generated from, so
+ * they are always right for the targeted lighttpd version.
+ */
+#ifndef MOD_BW_COUNTER_SHIM_H
+#define MOD_BW_COUNTER_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct request_st;
+struct fdlog_st;
+
+/* http_request_stats_bytes_in(r): request bytes read so far (headers and
+ * body), net of the per-request checkpoint mod_accesslog's %I also uses. */
+int64_t bwc_request_bytes_in(const struct request_st *r);
+
+/* http_request_stats_bytes_out(r): response bytes written (mod_accesslog %O). */
+int64_t bwc_request_bytes_out(const struct request_st *r);
+
+/* log_error(errh, file, line, "%.*s", len, msg): the message is data, never a
+ * printf format. */
+void bwc_log(struct fdlog_st *errh, const char *file, unsigned int line,
+             const char *msg, size_t len);
+
+#endif

@@ -1,0 +1,147 @@
+//! One short `extern "C"` function per lighttpd hook. Each reads what it
+//! needs from lighttpd into plain values, calls [`Module`], writes the
+//! resulting log lines, and returns a `handler_t`. All run on lighttpd's
+//! thread; every one is wrapped in [`guarded`] so no panic unwinds into C.
+
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+
+use crate::config;
+use crate::ffi;
+use crate::lighttpd::{self, ErrorLog};
+use crate::module::Module;
+use crate::plugin::PluginData;
+
+/// Runs `f`; if it panics, logs the panic to `log` and returns `on_panic`.
+/// Needs `panic = "unwind"` (see Cargo.toml).
+pub fn guarded<R>(hook: &str, log: ErrorLog, on_panic: R, f: impl FnOnce() -> R) -> R {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = crate::panic_message(payload.as_ref());
+            // Logging must not unwind either.
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                log.write(&format!("internal error in {hook} (please report): {msg}"))
+            }));
+            on_panic
+        }
+    }
+}
+
+/// Our plugin data behind `p_d`.
+///
+/// # Safety
+/// `p_d` must be what `init` returned, not yet freed by lighttpd, and used
+/// only on lighttpd's thread (so the `&mut` is unique).
+unsafe fn plugin_data<'a>(p_d: *mut c_void) -> Option<&'a mut PluginData> {
+    // SAFETY: per the caller's guarantee p_d is null or our PluginData.
+    unsafe { p_d.cast::<PluginData>().as_mut() }
+}
+
+/// The module state behind `p_d`.
+///
+/// # Safety
+/// As for [`plugin_data`].
+unsafe fn module<'a>(p_d: *mut c_void) -> Option<&'a mut Module> {
+    // SAFETY: module is either null or the Box::into_raw of init.
+    unsafe { plugin_data(p_d)?.module.as_mut() }
+}
+
+fn write_all(log: ErrorLog, lines: Vec<String>) {
+    for line in lines {
+        log.write(&line);
+    }
+}
+
+pub unsafe extern "C" fn init() -> *mut c_void {
+    guarded("init", ErrorLog::STDERR, ptr::null_mut(), || {
+        // SAFETY: calloc returns zeroed memory or null; zero is a valid
+        // plugin_data_base and a null module pointer.
+        let pd = unsafe { libc::calloc(1, std::mem::size_of::<PluginData>()) }.cast::<PluginData>();
+        if pd.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: pd was just allocated with the size of PluginData.
+        unsafe { (*pd).module = Box::into_raw(Box::new(Module::new())) };
+        pd.cast()
+    })
+}
+
+pub unsafe extern "C" fn set_defaults(srv: *mut ffi::server, p_d: *mut c_void) -> ffi::handler_t {
+    // SAFETY: lighttpd passes its live server.
+    let log = unsafe { ErrorLog::of_server(srv) };
+    guarded("set_defaults", log, ffi::HANDLER_ERROR, || {
+        // SAFETY: srv and p_d are what lighttpd passes to set_defaults.
+        let input = unsafe { lighttpd::read_config(srv, p_d) };
+        let mut config = match config::parse(&input.found, &input.values) {
+            Ok(c) if input.lighttpd_accepted => c,
+            Ok(_) => return ffi::HANDLER_ERROR, // lighttpd logged why
+            Err(errors) => {
+                errors.iter().for_each(|e| log.write(&e.to_string()));
+                return ffi::HANDLER_ERROR;
+            }
+        };
+        if let Err(e) = config.load_secrets() {
+            log.write(&e.to_string());
+            return ffi::HANDLER_ERROR;
+        }
+        write_all(log, config.warnings());
+        // SAFETY: p_d is ours, on lighttpd's thread.
+        let Some(pd) = (unsafe { plugin_data(p_d) }) else {
+            return ffi::HANDLER_ERROR;
+        };
+        pd.log = log;
+        // SAFETY: as above.
+        let Some(module) = (unsafe { module(p_d) }) else {
+            return ffi::HANDLER_ERROR;
+        };
+        module.configure(config);
+        ffi::HANDLER_GO_ON
+    })
+}
+
+pub unsafe extern "C" fn worker_init(srv: *mut ffi::server, p_d: *mut c_void) -> ffi::handler_t {
+    // SAFETY: lighttpd passes its live server.
+    let log = unsafe { ErrorLog::of_server(srv) };
+    guarded("worker_init", log, ffi::HANDLER_GO_ON, || {
+        // SAFETY: p_d is ours, on lighttpd's thread.
+        let Some(module) = (unsafe { module(p_d) }) else {
+            return ffi::HANDLER_GO_ON;
+        };
+        if let Err(e) = module.start_worker() {
+            // Serving matters more than counting: log it and carry on.
+            log.write(&e);
+        }
+        ffi::HANDLER_GO_ON
+    })
+}
+
+pub unsafe extern "C" fn handle_trigger(srv: *mut ffi::server, p_d: *mut c_void) -> ffi::handler_t {
+    // SAFETY: lighttpd passes its live server.
+    let log = unsafe { ErrorLog::of_server(srv) };
+    guarded("handle_trigger", log, ffi::HANDLER_GO_ON, || {
+        // SAFETY: p_d is ours, on lighttpd's thread.
+        if let Some(module) = unsafe { module(p_d) } {
+            write_all(log, module.tick());
+        }
+        ffi::HANDLER_GO_ON
+    })
+}
+
+pub unsafe extern "C" fn cleanup(p_d: *mut c_void) {
+    guarded("cleanup", ErrorLog::STDERR, (), || {
+        // SAFETY: p_d is ours (lighttpd frees the block itself right after
+        // this returns); taking the module out leaves a null pointer behind.
+        let Some(pd) = (unsafe { plugin_data(p_d) }) else {
+            return;
+        };
+        let raw = std::mem::replace(&mut pd.module, ptr::null_mut());
+        if raw.is_null() {
+            return;
+        }
+        // SAFETY: raw came from Box::into_raw in init and is dropped once.
+        let mut module = unsafe { Box::from_raw(raw) };
+        write_all(pd.log, module.shutdown());
+    })
+}
