@@ -1,0 +1,292 @@
+//! A lighttpd for one test: temp config, docroot and module dir (the built
+//! module staged as mod_bw_counter.so next to links to the system modules),
+//! `lighttpd -D -f … -m …` on a free loopback port; stopped on drop.
+
+use std::fs;
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use super::{free_port, program, wait_for, TempDir};
+
+/// The module under test: `BWC_MODULE` if set, else the cdylib cargo built
+/// next to this test binary (same profile).
+pub fn module_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("BWC_MODULE") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test> -> target/<profile>/libmod_bw_counter.so
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let so = profile_dir.join("libmod_bw_counter.so");
+    assert!(so.is_file(), "{} not built (cargo build first)", so.display());
+    so
+}
+
+/// Where the installed lighttpd keeps its modules (mod_accesslog.so).
+pub fn system_module_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("BWC_LIGHTTPD_MODDIR") {
+        return PathBuf::from(p);
+    }
+    for d in ["/usr/lib/lighttpd", "/usr/lib64/lighttpd", "/usr/local/lib/lighttpd", "/usr/local/lib"] {
+        if Path::new(d).join("mod_accesslog.so").is_file() {
+            return PathBuf::from(d);
+        }
+    }
+    panic!("mod_accesslog.so not found: install lighttpd or set BWC_LIGHTTPD_MODDIR")
+}
+
+/// Tab-separated: host as lighttpd parsed it, %I, %O, status, request line
+/// (last, as it is the only field a client controls).
+pub const ACCESSLOG_FORMAT: &str = "%V\\t%I\\t%O\\t%s\\t%r";
+
+/// How a test wants lighttpd set up.
+#[derive(Clone)]
+pub struct Setup {
+    /// Lines appended to the generated lighttpd.conf (bw_counter.* etc.).
+    pub conf: String,
+    /// Modules before mod_bw_counter in server.modules.
+    pub modules: Vec<String>,
+    /// Load mod_bw_counter at all (benchmarks and baselines don't).
+    pub load_module: bool,
+}
+
+impl Setup {
+    pub fn new(conf: impl Into<String>) -> Setup {
+        Setup { conf: conf.into(), modules: vec!["mod_accesslog".into()], load_module: true }
+    }
+}
+
+pub struct Lighttpd {
+    child: Option<Child>,
+    pub port: u16,
+    pub error_log: PathBuf,
+    pub access_log: PathBuf,
+    pub stderr_log: PathBuf,
+    pub docroot: PathBuf,
+    pub conf_path: PathBuf,
+    pub module_dir: PathBuf,
+    // Last: removed after lighttpd stopped.
+    dir: TempDir,
+}
+
+/// lighttpd exited instead of serving.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: ExitStatus,
+    /// stderr and the error log, concatenated.
+    pub output: String,
+}
+
+impl Lighttpd {
+    /// Starts lighttpd and waits until it accepts connections; panics with
+    /// its logs if it exits instead.
+    pub fn start(setup: &Setup) -> Lighttpd {
+        match Lighttpd::try_start(setup) {
+            Ok(l) => l,
+            Err(r) => panic!("lighttpd refused to start ({}):\n{}", r.status, r.output),
+        }
+    }
+
+    pub fn try_start(setup: &Setup) -> Result<Lighttpd, Refused> {
+        let dir = TempDir::new("lighttpd");
+        let docroot = dir.path().join("www");
+        fs::create_dir_all(&docroot).unwrap();
+        fs::write(docroot.join("index.html"), "<html><body>mod_bw_counter test</body></html>\n").unwrap();
+        let module_dir = dir.path().join("modules");
+        stage_modules(&module_dir, setup.load_module);
+        let mut l = Lighttpd {
+            child: None,
+            port: free_port(),
+            error_log: dir.path().join("error.log"),
+            access_log: dir.path().join("access.log"),
+            stderr_log: dir.path().join("stderr.log"),
+            docroot,
+            conf_path: dir.path().join("lighttpd.conf"),
+            module_dir,
+            dir,
+        };
+        l.write_conf(setup);
+        l.launch()?;
+        Ok(l)
+    }
+
+    fn write_conf(&self, setup: &Setup) {
+        let mut modules: Vec<String> = setup.modules.iter().map(|m| format!("\"{m}\"")).collect();
+        if setup.load_module {
+            modules.push("\"mod_bw_counter\"".into());
+        }
+        let conf = format!(
+            "server.document-root = \"{docroot}\"\n\
+             server.bind = \"127.0.0.1\"\n\
+             server.port = {port}\n\
+             server.errorlog = \"{errlog}\"\n\
+             server.modules = ({modules})\n\
+             accesslog.filename = \"{access}\"\n\
+             accesslog.format = \"{ACCESSLOG_FORMAT}\"\n\
+             mimetype.assign = (\".html\" => \"text/html\", \"\" => \"application/octet-stream\")\n\
+             {extra}\n",
+            docroot = self.docroot.display(),
+            port = self.port,
+            errlog = self.error_log.display(),
+            modules = modules.join(", "),
+            access = self.access_log.display(),
+            extra = setup.conf,
+        );
+        fs::write(&self.conf_path, conf).unwrap();
+    }
+
+    /// Starts the lighttpd process for the written config.
+    pub fn launch(&mut self) -> Result<(), Refused> {
+        let stderr = fs::OpenOptions::new().create(true).append(true).open(&self.stderr_log).unwrap();
+        let mut cmd = Command::new(program("lighttpd"));
+        cmd.arg("-D").arg("-f").arg(&self.conf_path).arg("-m").arg(&self.module_dir);
+        cmd.stdin(Stdio::null()).stdout(stderr.try_clone().unwrap()).stderr(stderr);
+        // SAFETY: prctl in the child between fork and exec touches no
+        // memory: lighttpd dies with the test if the test is killed.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn lighttpd");
+        self.child = Some(child);
+        match self.wait_until_serving(Duration::from_secs(15)) {
+            Ok(()) => Ok(()),
+            Err(status) => Err(Refused { status, output: self.all_output() }),
+        }
+    }
+
+    /// Waits until lighttpd's event loop accepts connections. A successful
+    /// TCP connect is not enough: lighttpd listens before it configures its
+    /// modules, so a connect can succeed and the server still exit on a
+    /// config error. Ready means our connection left the listen backlog,
+    /// i.e. the event loop accepted it. The probe sends no request, so it
+    /// appears in no access log and in no count.
+    pub fn wait_until_serving(&mut self, timeout: Duration) -> Result<(), ExitStatus> {
+        let port = self.port;
+        let child = self.child.as_mut().expect("spawned");
+        let mut probe: Option<TcpStream> = None;
+        let outcome = wait_for(timeout, || {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(Err(status));
+            }
+            if probe.is_none() {
+                probe = TcpStream::connect(("127.0.0.1", port)).ok();
+                return None;
+            }
+            (listen_backlog(port) == Some(0)).then_some(Ok(()))
+        });
+        match outcome {
+            Some(Ok(())) => Ok(()),
+            Some(Err(status)) => {
+                self.child = None;
+                Err(status)
+            }
+            None => {
+                let mut child = self.child.take().unwrap();
+                let _ = child.kill();
+                let status = child.wait().unwrap();
+                eprintln!("lighttpd did not start serving within {timeout:?}");
+                Err(status)
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn error_log_text(&self) -> String {
+        fs::read_to_string(&self.error_log).unwrap_or_default()
+    }
+
+    pub fn all_output(&self) -> String {
+        format!(
+            "{}{}",
+            fs::read_to_string(&self.stderr_log).unwrap_or_default(),
+            self.error_log_text()
+        )
+    }
+
+    /// Waits until the error log (or stderr) has a line containing
+    /// `needle`; returns that line.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> Option<String> {
+        wait_for(timeout, || {
+            self.all_output().lines().find(|l| l.contains(needle)).map(str::to_string)
+        })
+    }
+
+    /// Like [`Lighttpd::wait_for_log`] but panics with the whole log.
+    pub fn expect_log(&self, needle: &str, timeout: Duration) -> String {
+        self.wait_for_log(needle, timeout).unwrap_or_else(|| {
+            panic!("no log line with {needle:?} within {timeout:?}:\n{}", self.all_output())
+        })
+    }
+
+    pub fn signal(&self, sig: libc::c_int) {
+        super::signal(self.pid(), sig);
+    }
+
+    /// Sends `sig` and waits (at most `timeout`) for lighttpd to exit.
+    pub fn stop_with(&mut self, sig: libc::c_int, timeout: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        super::signal(child.id(), sig);
+        let status = wait_for(timeout, || child.try_wait().ok().flatten());
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        status
+    }
+
+    /// Graceful stop (SIGTERM), waiting up to 30 s.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        self.stop_with(libc::SIGTERM, Duration::from_secs(30))
+    }
+}
+
+impl Drop for Lighttpd {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- lighttpd output ({}) ---\n{}", self.conf_path.display(), self.all_output());
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Connections waiting in the accept queue of the loopback listener on
+/// `port` (for a LISTEN socket, /proc/net/tcp's rx_queue is the backlog).
+fn listen_backlog(port: u16) -> Option<u32> {
+    let table = fs::read_to_string("/proc/net/tcp").ok()?;
+    let want = format!(":{port:04X}");
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (local, state, queues) = (f.get(1)?, f.get(3)?, f.get(4)?);
+        if !local.ends_with(&want) || *state != "0A" {
+            return None;
+        }
+        u32::from_str_radix(queues.split(':').nth(1)?, 16).ok()
+    })
+}
+
+/// The module dir for `lighttpd -m`: links to every system module, plus the
+/// module under test named as lighttpd expects (`mod_bw_counter.so`).
+fn stage_modules(dir: &Path, with_module: bool) {
+    fs::create_dir_all(dir).unwrap();
+    for entry in fs::read_dir(system_module_dir()).unwrap().flatten() {
+        let name = entry.file_name();
+        if name.to_string_lossy().ends_with(".so") && name != "mod_bw_counter.so" {
+            std::os::unix::fs::symlink(entry.path(), dir.join(&name)).unwrap();
+        }
+    }
+    if with_module {
+        fs::copy(module_path(), dir.join("mod_bw_counter.so")).unwrap();
+    }
+}

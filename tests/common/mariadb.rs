@@ -1,0 +1,197 @@
+//! A private MariaDB server for one test: its own datadir in a temp dir, a
+//! loopback TCP port and a unix socket; stopped and deleted on drop.
+
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use mysql::prelude::Queryable;
+use mysql::{Conn, OptsBuilder};
+
+use super::{free_port, program, project_dir, wait_for, TempDir};
+
+/// What examples/schema.sql and examples/grants.sql create.
+pub const DATABASE: &str = "bw_counter";
+pub const TABLE: &str = "bandwidth";
+pub const USER: &str = "bw_counter";
+pub const PASSWORD: &str = "change-me";
+
+pub struct MariaDb {
+    child: Option<Child>,
+    pub port: u16,
+    pub socket: PathBuf,
+    datadir: PathBuf,
+    // Last: removed after the server stopped.
+    dir: TempDir,
+}
+
+impl MariaDb {
+    /// Installs a fresh datadir, starts `mariadbd` and waits until it
+    /// answers; then creates the counter database exactly as the README
+    /// tells an admin to (examples/schema.sql, examples/grants.sql).
+    pub fn start() -> MariaDb {
+        let dir = TempDir::new("mariadb");
+        let datadir = dir.path().join("data");
+        let out = Command::new(program("mariadb-install-db"))
+            .args(["--no-defaults", "--auth-root-authentication-method=normal", "--skip-test-db"])
+            .arg(format!("--datadir={}", datadir.display()))
+            .arg("--user=root")
+            .output()
+            .expect("run mariadb-install-db");
+        assert!(
+            out.status.success(),
+            "mariadb-install-db failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut db = MariaDb {
+            child: None,
+            port: 0,
+            socket: dir.path().join("mysqld.sock"),
+            datadir,
+            dir,
+        };
+        db.launch();
+        db.apply_sql_file("schema.sql");
+        db.apply_sql_file("grants.sql");
+        db
+    }
+
+    /// Starts mariadbd on the datadir (again, after [`MariaDb::stop`]), on
+    /// the same port when it had one.
+    pub fn launch(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        for attempt in 0..5 {
+            if self.port == 0 || attempt > 0 {
+                self.port = free_port();
+            }
+            let errlog = self.dir.path().join("mariadb.err");
+            let mut cmd = Command::new(program("mariadbd"));
+            cmd.arg("--no-defaults")
+                .arg(format!("--datadir={}", self.datadir.display()))
+                .arg(format!("--socket={}", self.socket.display()))
+                .arg(format!("--port={}", self.port))
+                .arg(format!("--pid-file={}", self.dir.path().join("mariadb.pid").display()))
+                .arg(format!("--log-error={}", errlog.display()))
+                .args([
+                    "--bind-address=127.0.0.1",
+                    "--user=root",
+                    "--skip-name-resolve",
+                    "--innodb-buffer-pool-size=16M",
+                    "--innodb-log-file-size=16M",
+                    "--performance-schema=OFF",
+                    "--skip-log-bin",
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            // SAFETY: prctl in the child between fork and exec touches no
+            // memory: the server dies with the test if the test is killed.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+            let mut child = cmd.spawn().expect("spawn mariadbd");
+            let ready = wait_for(Duration::from_secs(30), || {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return Some(false);
+                }
+                self.root_conn().ok().map(|_| true)
+            });
+            if ready == Some(true) {
+                self.child = Some(child);
+                return;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = fs::read_to_string(&errlog).unwrap_or_default();
+            if !log.contains("Address already in use") {
+                panic!("mariadbd did not come up:\n{log}");
+            }
+        }
+        panic!("mariadbd: no free port after 5 attempts");
+    }
+
+    /// Shuts the server down cleanly (the datadir stays for a relaunch).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            super::signal(child.id(), libc::SIGTERM);
+            let exited = wait_for(Duration::from_secs(30), || child.try_wait().ok().flatten());
+            if exited.is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn root_conn(&self) -> mysql::Result<Conn> {
+        Conn::new(
+            OptsBuilder::new()
+                .socket(Some(self.socket.to_string_lossy().into_owned()))
+                .user(Some("root"))
+                .tcp_connect_timeout(Some(Duration::from_secs(2)))
+                .read_timeout(Some(Duration::from_secs(30))),
+        )
+    }
+
+    /// Runs an examples/*.sql file as root, statement by statement.
+    pub fn apply_sql_file(&self, name: &str) {
+        let path = project_dir().join("examples").join(name);
+        let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        self.exec(&text);
+    }
+
+    /// Runs `;`-separated statements as root (no `;` inside strings).
+    pub fn exec(&self, sql: &str) {
+        let mut conn = self.root_conn().expect("root connection");
+        let without_comments: String =
+            sql.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
+        for stmt in without_comments.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            conn.query_drop(stmt).unwrap_or_else(|e| panic!("{stmt}: {e}"));
+        }
+    }
+
+    /// `host:port` for bw_counter.mysql_server.
+    pub fn tcp_address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The bw_counter.* lines for this server, over TCP, as the
+    /// least-privilege user of examples/grants.sql.
+    pub fn module_options(&self) -> String {
+        format!(
+            "bw_counter.mysql_server = \"{}\"\n\
+             bw_counter.mysql_db = \"{DATABASE}\"\n\
+             bw_counter.mysql_table = \"{TABLE}\"\n\
+             bw_counter.mysql_user = \"{USER}\"\n\
+             bw_counter.mysql_password = \"{PASSWORD}\"\n",
+            self.tcp_address()
+        )
+    }
+
+    /// Rows of the counter table: (vhost, day, in, out), sorted.
+    pub fn rows(&self) -> Vec<(String, String, u64, u64)> {
+        let mut conn = self.root_conn().expect("root connection");
+        conn.query_map(
+            format!(
+                "SELECT vhost, CAST(day AS CHAR), `in`, `out` FROM `{DATABASE}`.`{TABLE}` ORDER BY vhost, day"
+            ),
+            |(v, d, i, o): (String, String, u64, u64)| (v, d, i, o),
+        )
+        .expect("select rows")
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

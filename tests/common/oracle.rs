@@ -1,0 +1,105 @@
+//! The oracle for "exact": lighttpd's own mod_accesslog writes host, %I and
+//! %O for every request; summed per host, they must equal what the module
+//! put in the table.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use mysql::prelude::Queryable;
+
+use super::mariadb::{MariaDb, DATABASE, TABLE};
+
+/// One access-log line (format: `tests/common/lighttpd.rs` ACCESSLOG_FORMAT).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// `%V` as written: lighttpd's escaping kept, `-` when empty.
+    pub host: String,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub status: i32,
+    pub request: String,
+}
+
+impl Record {
+    /// The record lighttpd writes when an HTTP/2 connection ends: the whole
+    /// connection's wire bytes again, which the module must not count.
+    pub fn is_h2_connection_record(&self) -> bool {
+        self.status == 100 && self.request.starts_with("PRI *")
+    }
+}
+
+pub fn parse_access_log(text: &str) -> Vec<Record> {
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let f: Vec<&str> = line.splitn(5, '\t').collect();
+            assert_eq!(f.len(), 5, "unexpected access log line {line:?}");
+            Record {
+                host: f[0].to_string(),
+                bytes_in: f[1].parse().unwrap_or_else(|_| panic!("%I in {line:?}")),
+                bytes_out: f[2].parse().unwrap_or_else(|_| panic!("%O in {line:?}")),
+                status: f[3].parse().unwrap_or_else(|_| panic!("%s in {line:?}")),
+                request: f[4].to_string(),
+            }
+        })
+        .collect()
+}
+
+pub fn read_access_log(path: &Path) -> Vec<Record> {
+    parse_access_log(&std::fs::read_to_string(path).unwrap_or_default())
+}
+
+/// The key under which the module counts a request, written independently
+/// of the module from the rule in the README: the host as lighttpd parsed
+/// it (lower-case, escaped like %V), without `:port` and trailing dots,
+/// IPv6 literals in brackets; no host: `server_name` if set, else `_nohost`.
+pub fn host_key(v: &str, server_name: Option<&str>) -> String {
+    if v == "-" || v.is_empty() {
+        return server_name.filter(|s| !s.is_empty()).unwrap_or("_nohost").to_string();
+    }
+    let mut host = v.to_ascii_lowercase();
+    if host.starts_with('[') {
+        if let Some(end) = host.find(']') {
+            host.truncate(end + 1);
+        }
+    } else if let Some((h, port)) = host.rsplit_once(':') {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            host = h.to_string();
+        }
+    }
+    while host.ends_with('.') {
+        host.pop();
+    }
+    if host.is_empty() {
+        return server_name.filter(|s| !s.is_empty()).unwrap_or("_nohost").to_string();
+    }
+    host
+}
+
+pub type Totals = BTreeMap<String, (u64, u64)>;
+
+/// Per-host sums of %I/%O, HTTP/2 connection records left out.
+pub fn expected_totals(records: &[Record], server_name: Option<&str>) -> Totals {
+    let mut out = Totals::new();
+    for r in records.iter().filter(|r| !r.is_h2_connection_record()) {
+        let e = out.entry(host_key(&r.host, server_name)).or_default();
+        e.0 += r.bytes_in;
+        e.1 += r.bytes_out;
+    }
+    out
+}
+
+/// `SELECT vhost, SUM(in), SUM(out) … GROUP BY vhost` of the counter table.
+pub fn table_totals(db: &MariaDb) -> Totals {
+    let mut conn = db.root_conn().expect("root connection");
+    conn.query_map(
+        format!(
+            "SELECT vhost, CAST(SUM(`in`) AS UNSIGNED), CAST(SUM(`out`) AS UNSIGNED) \
+             FROM `{DATABASE}`.`{TABLE}` GROUP BY vhost"
+        ),
+        |(v, i, o): (String, u64, u64)| (v, (i, o)),
+    )
+    .expect("select totals")
+    .into_iter()
+    .collect()
+}
