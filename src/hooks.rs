@@ -10,8 +10,14 @@ use std::ptr;
 use crate::config;
 use crate::ffi;
 use crate::lighttpd::{self, ErrorLog};
-use crate::module::Module;
+use crate::module::{Module, Request};
 use crate::plugin::PluginData;
+
+/// lighttpd's clock: seconds since the epoch, updated once per loop turn.
+fn now() -> i64 {
+    // SAFETY: a plain integer global that lighttpd's thread (ours) writes.
+    unsafe { ffi::log_epoch_secs }
+}
 
 /// Runs `f`; if it panics, logs the panic to `log` and returns `on_panic`.
 /// Needs `panic = "unwind"` (see Cargo.toml).
@@ -109,7 +115,7 @@ pub unsafe extern "C" fn worker_init(srv: *mut ffi::server, p_d: *mut c_void) ->
         let Some(module) = (unsafe { module(p_d) }) else {
             return ffi::HANDLER_GO_ON;
         };
-        if let Err(e) = module.start_worker() {
+        if let Err(e) = module.start_worker(now()) {
             // Serving matters more than counting: log it and carry on.
             log.write(&e);
         }
@@ -123,7 +129,111 @@ pub unsafe extern "C" fn handle_trigger(srv: *mut ffi::server, p_d: *mut c_void)
     guarded("handle_trigger", log, ffi::HANDLER_GO_ON, || {
         // SAFETY: p_d is ours, on lighttpd's thread.
         if let Some(module) = unsafe { module(p_d) } {
-            write_all(log, module.tick());
+            write_all(log, module.tick(now()));
+        }
+        ffi::HANDLER_GO_ON
+    })
+}
+
+// Which hook counts a request (HTTP/1 and HTTP/2 streams alike):
+//
+// - handle_request_done: every request that got a status, with exactly the
+//   numbers mod_accesslog prints as %I and %O (http_request_stats_bytes_in/
+//   out). lighttpd calls it once per request, after the last byte was
+//   queued, with keep-alive/pipelining checkpoints already applied. The one
+//   exception is skipped: when an HTTP/2 connection ends, lighttpd calls it
+//   again for the connection itself (status 100, "PRI *"), carrying the
+//   wire bytes of all its streams, which were counted already.
+// - handle_request_reset: a request whose headers were parsed
+//   (rqst_header_len > 0) but that never got a status (client gave up
+//   during an upload, or a timeout) never reaches request_done and is
+//   missing from the access log; its bytes are counted here. Requests with
+//   a status are left alone here: either request_done counted them, or the
+//   reset comes from an error-handler restart of a request that request_done
+//   will still see. Resets after the request was reset once (connection
+//   close) find rqst_header_len back at 0.
+//
+// Bytes of connections that never complete a request header, TLS records
+// and HTTP/2 framing belong to no request and are not counted.
+
+/// Reads what the core needs out of a request.
+///
+/// # Safety
+/// `r` must be a live request lighttpd passed to a hook.
+unsafe fn request_of<'a>(r: *const ffi::request_st) -> Request<'a> {
+    // SAFETY: per the caller; the buffers live as long as the request.
+    unsafe {
+        let req = &*r;
+        Request {
+            authority: lighttpd::buffer_bytes(&req.uri.authority),
+            server_name: lighttpd::buffer_bytes(req.server_name),
+            bytes_in: ffi::bwc_request_bytes_in(r),
+            bytes_out: ffi::bwc_request_bytes_out(r),
+            now: now(),
+        }
+    }
+}
+
+/// The HTTP/2 connection's own request (see above).
+///
+/// # Safety
+/// `r` must be a live request lighttpd passed to a hook.
+unsafe fn is_h2_connection_record(r: *const ffi::request_st) -> bool {
+    // SAFETY: per the caller; r->con is the request's live connection.
+    unsafe {
+        let req = &*r;
+        req.http_version == ffi::HTTP_VERSION_2
+            && !req.con.is_null()
+            && std::ptr::eq(r, std::ptr::addr_of!((*req.con).request))
+    }
+}
+
+/// # Safety
+/// Called by lighttpd only, with a live request.
+unsafe fn request_log(r: *const ffi::request_st) -> ErrorLog {
+    // SAFETY: per the caller.
+    unsafe {
+        r.as_ref()
+            .map_or(ErrorLog::STDERR, |req| ErrorLog::from_raw(req.conf.errh))
+    }
+}
+
+pub unsafe extern "C" fn handle_request_done(
+    r: *mut ffi::request_st,
+    p_d: *mut c_void,
+) -> ffi::handler_t {
+    // SAFETY: lighttpd passes a live request.
+    let log = unsafe { request_log(r) };
+    guarded("handle_request_done", log, ffi::HANDLER_GO_ON, || {
+        // SAFETY: r is live for the duration of the hook; p_d is ours.
+        unsafe {
+            if is_h2_connection_record(r) {
+                return ffi::HANDLER_GO_ON;
+            }
+            if let Some(module) = module(p_d) {
+                module.count(request_of(r));
+            }
+        }
+        ffi::HANDLER_GO_ON
+    })
+}
+
+pub unsafe extern "C" fn handle_request_reset(
+    r: *mut ffi::request_st,
+    p_d: *mut c_void,
+) -> ffi::handler_t {
+    // SAFETY: lighttpd passes a live request.
+    let log = unsafe { request_log(r) };
+    guarded("handle_request_reset", log, ffi::HANDLER_GO_ON, || {
+        // SAFETY: r is live for the duration of the hook; p_d is ours.
+        unsafe {
+            let req = &*r;
+            if req.http_status != 0 || req.rqst_header_len == 0 || is_h2_connection_record(r) {
+                return ffi::HANDLER_GO_ON;
+            }
+            if let Some(module) = module(p_d) {
+                module.count(request_of(r));
+            }
         }
         ffi::HANDLER_GO_ON
     })

@@ -6,13 +6,19 @@
 //! - `plugin`, `hooks`, `lighttpd`: the thin `unsafe` layer lighttpd calls;
 //!   the only code that touches lighttpd pointers.
 //! - `config`: the `bw_counter.*` options, validated into a typed `Config`.
-//! - `module`: the per-process state the hooks drive (no FFI).
+//! - `module`: the per-process state the hooks drive (no FFI): where a
+//!   request's bytes are counted (`count`) and handed to the flusher (`tick`).
+//! - `counters`, `hostkey`, `day`: the accounting core: per-(host, day)
+//!   totals, the host key rule, local dates.
 //! - `flush`: the flusher thread and the MySQL link (the only `mysql` user).
 //! - `log`: lines from the flusher thread, written out by lighttpd's thread.
 
 pub mod config;
+pub mod counters;
+pub mod day;
 #[cfg_attr(test, allow(dead_code))]
 mod flush;
+pub mod hostkey;
 pub mod log;
 #[cfg_attr(test, allow(dead_code))]
 mod module;

@@ -21,6 +21,12 @@ impl ErrorLog {
     pub const STDERR: ErrorLog = ErrorLog(ptr::null_mut());
 
     /// # Safety
+    /// `errh` must be null or a log lighttpd handed us (`r->conf.errh`).
+    pub unsafe fn from_raw(errh: *mut ffi::log_error_st) -> ErrorLog {
+        ErrorLog(errh)
+    }
+
+    /// # Safety
     /// `srv` must be the live server lighttpd passed to a hook.
     pub unsafe fn of_server(srv: *const ffi::server) -> ErrorLog {
         // SAFETY: the caller guarantees srv points to lighttpd's server.

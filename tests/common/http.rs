@@ -35,22 +35,33 @@ pub fn exchange(port: u16, raw: &[u8]) -> Vec<u8> {
 pub fn parse_responses(mut data: &[u8], head_only: &[bool]) -> Vec<Response> {
     let mut out = Vec::new();
     while !data.is_empty() {
-        let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else { break };
+        let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
+            break;
+        };
         let head = String::from_utf8_lossy(&data[..end]).into_owned();
         data = &data[end + 4..];
-        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         let len = if head_only.get(out.len()).copied().unwrap_or(false) {
             0
         } else {
             head.lines()
                 .find_map(|l| {
                     let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
                 })
                 .unwrap_or(data.len())
         };
         let len = len.min(data.len());
-        out.push(Response { status, head, body: data[..len].to_vec() });
+        out.push(Response {
+            status,
+            head,
+            body: data[..len].to_vec(),
+        });
         data = &data[len..];
     }
     out
@@ -64,7 +75,13 @@ pub fn get(port: u16, host: Option<&str>, path: &str) -> Response {
     }
     req.push_str("\r\n");
     let raw = exchange(port, req.as_bytes());
-    parse_responses(&raw, &[]).into_iter().next().unwrap_or_else(|| {
-        panic!("no HTTP response to GET {path}: {:?}", String::from_utf8_lossy(&raw))
-    })
+    parse_responses(&raw, &[])
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| {
+            panic!(
+                "no HTTP response to GET {path}: {:?}",
+                String::from_utf8_lossy(&raw)
+            )
+        })
 }

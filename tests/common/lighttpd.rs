@@ -13,16 +13,65 @@ use super::{free_port, program, wait_for, TempDir};
 
 /// The module under test: `BWC_MODULE` if set, else the cdylib cargo built
 /// next to this test binary (same profile).
+///
+/// `cargo test` does not rebuild a cdylib for integration tests, so `make
+/// test` runs `cargo build` first; this refuses a .so older than the
+/// sources rather than silently testing stale code.
 pub fn module_path() -> PathBuf {
     if let Some(p) = std::env::var_os("BWC_MODULE") {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("current_exe");
     // target/<profile>/deps/<test> -> target/<profile>/libmod_bw_counter.so
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
     let so = profile_dir.join("libmod_bw_counter.so");
-    assert!(so.is_file(), "{} not built (cargo build first)", so.display());
+    let profile = profile_dir.file_name().unwrap().to_string_lossy();
+    let flag = if profile == "release" {
+        " --release"
+    } else {
+        ""
+    };
+    let built = fs::metadata(&so)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{} not built: run `cargo build{flag}` first", so.display()));
+    let top = super::project_dir();
+    let newest = newest_mtime(&[
+        top.join("src"),
+        top.join("build.rs"),
+        top.join("lighttpd-headers"),
+        top.join("Cargo.toml"),
+    ]);
+    assert!(
+        built >= newest,
+        "{} is older than the sources: run `cargo build{flag}` before the tests",
+        so.display()
+    );
     so
+}
+
+fn newest_mtime(paths: &[PathBuf]) -> std::time::SystemTime {
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    for p in paths {
+        if p.file_name().is_some_and(|n| n == "upstream") {
+            continue;
+        }
+        if let Ok(meta) = fs::metadata(p) {
+            if meta.is_dir() {
+                let children: Vec<PathBuf> = fs::read_dir(p)
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path())
+                    .collect();
+                newest = newest.max(newest_mtime(&children));
+            } else if let Ok(m) = meta.modified() {
+                newest = newest.max(m);
+            }
+        }
+    }
+    newest
 }
 
 /// Where the installed lighttpd keeps its modules (mod_accesslog.so).
@@ -30,7 +79,12 @@ pub fn system_module_dir() -> PathBuf {
     if let Some(p) = std::env::var_os("BWC_LIGHTTPD_MODDIR") {
         return PathBuf::from(p);
     }
-    for d in ["/usr/lib/lighttpd", "/usr/lib64/lighttpd", "/usr/local/lib/lighttpd", "/usr/local/lib"] {
+    for d in [
+        "/usr/lib/lighttpd",
+        "/usr/lib64/lighttpd",
+        "/usr/local/lib/lighttpd",
+        "/usr/local/lib",
+    ] {
         if Path::new(d).join("mod_accesslog.so").is_file() {
             return PathBuf::from(d);
         }
@@ -46,6 +100,8 @@ pub const ACCESSLOG_FORMAT: &str = "%V\\t%I\\t%O\\t%s\\t%r";
 #[derive(Clone)]
 pub struct Setup {
     /// Lines appended to the generated lighttpd.conf (bw_counter.* etc.).
+    /// `*.sh` files in the docroot run as CGI when `mod_cgi` is in
+    /// `modules` (a backend that reads request bodies).
     pub conf: String,
     /// Modules before mod_bw_counter in server.modules.
     pub modules: Vec<String>,
@@ -55,7 +111,11 @@ pub struct Setup {
 
 impl Setup {
     pub fn new(conf: impl Into<String>) -> Setup {
-        Setup { conf: conf.into(), modules: vec!["mod_accesslog".into()], load_module: true }
+        Setup {
+            conf: conf.into(),
+            modules: vec!["mod_accesslog".into()],
+            load_module: true,
+        }
     }
 }
 
@@ -94,7 +154,18 @@ impl Lighttpd {
         let dir = TempDir::new("lighttpd");
         let docroot = dir.path().join("www");
         fs::create_dir_all(&docroot).unwrap();
-        fs::write(docroot.join("index.html"), "<html><body>mod_bw_counter test</body></html>\n").unwrap();
+        fs::write(
+            docroot.join("index.html"),
+            "<html><body>mod_bw_counter test</body></html>\n",
+        )
+        .unwrap();
+        // Reads the whole request body, then answers with its size (runs as
+        // CGI when mod_cgi is loaded: a backend that consumes bodies).
+        fs::write(
+            docroot.join("upload.sh"),
+            "n=$(wc -c)\nprintf 'Content-Type: text/plain\\r\\n\\r\\nread %s bytes\\n' \"$n\"\n",
+        )
+        .unwrap();
         let module_dir = dir.path().join("modules");
         stage_modules(&module_dir, setup.load_module);
         let mut l = Lighttpd {
@@ -127,7 +198,13 @@ impl Lighttpd {
              accesslog.filename = \"{access}\"\n\
              accesslog.format = \"{ACCESSLOG_FORMAT}\"\n\
              mimetype.assign = (\".html\" => \"text/html\", \"\" => \"application/octet-stream\")\n\
+             {cgi}\
              {extra}\n",
+            cgi = if setup.modules.iter().any(|m| m == "mod_cgi") {
+                "cgi.assign = (\".sh\" => \"/bin/sh\")\n"
+            } else {
+                ""
+            },
             docroot = self.docroot.display(),
             port = self.port,
             errlog = self.error_log.display(),
@@ -140,10 +217,24 @@ impl Lighttpd {
 
     /// Starts the lighttpd process for the written config.
     pub fn launch(&mut self) -> Result<(), Refused> {
-        let stderr = fs::OpenOptions::new().create(true).append(true).open(&self.stderr_log).unwrap();
+        let stderr = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.stderr_log)
+            .unwrap();
         let mut cmd = Command::new(program("lighttpd"));
-        cmd.arg("-D").arg("-f").arg(&self.conf_path).arg("-m").arg(&self.module_dir);
-        cmd.stdin(Stdio::null()).stdout(stderr.try_clone().unwrap()).stderr(stderr);
+        cmd.arg("-D")
+            .arg("-f")
+            .arg(&self.conf_path)
+            .arg("-m")
+            .arg(&self.module_dir);
+        cmd.stdin(Stdio::null())
+            .stdout(stderr.try_clone().unwrap())
+            .stderr(stderr);
+        // Its own process group: lighttpd's watcher (server.max-worker)
+        // signals its whole group, which must not include the test runner;
+        // and Drop can then kill the workers along with the watcher.
+        cmd.process_group(0);
         // SAFETY: prctl in the child between fork and exec touches no
         // memory: lighttpd dies with the test if the test is killed.
         unsafe {
@@ -156,7 +247,10 @@ impl Lighttpd {
         self.child = Some(child);
         match self.wait_until_serving(Duration::from_secs(15)) {
             Ok(()) => Ok(()),
-            Err(status) => Err(Refused { status, output: self.all_output() }),
+            Err(status) => Err(Refused {
+                status,
+                output: self.all_output(),
+            }),
         }
     }
 
@@ -216,14 +310,20 @@ impl Lighttpd {
     /// `needle`; returns that line.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> Option<String> {
         wait_for(timeout, || {
-            self.all_output().lines().find(|l| l.contains(needle)).map(str::to_string)
+            self.all_output()
+                .lines()
+                .find(|l| l.contains(needle))
+                .map(str::to_string)
         })
     }
 
     /// Like [`Lighttpd::wait_for_log`] but panics with the whole log.
     pub fn expect_log(&self, needle: &str, timeout: Duration) -> String {
         self.wait_for_log(needle, timeout).unwrap_or_else(|| {
-            panic!("no log line with {needle:?} within {timeout:?}:\n{}", self.all_output())
+            panic!(
+                "no log line with {needle:?} within {timeout:?}:\n{}",
+                self.all_output()
+            )
         })
     }
 
@@ -237,9 +337,12 @@ impl Lighttpd {
         super::signal(child.id(), sig);
         let status = wait_for(timeout, || child.try_wait().ok().flatten());
         if status.is_none() {
-            let _ = child.kill();
+            super::signal_group(child.id(), libc::SIGKILL);
             let _ = child.wait();
         }
+        // Workers (server.max-worker) exit on their own after the watcher;
+        // wait for them so their last flush is done.
+        wait_for(timeout, || (!super::group_alive(child.id())).then_some(()));
         status
     }
 
@@ -252,10 +355,15 @@ impl Lighttpd {
 impl Drop for Lighttpd {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("--- lighttpd output ({}) ---\n{}", self.conf_path.display(), self.all_output());
+            eprintln!(
+                "--- lighttpd output ({}) ---\n{}",
+                self.conf_path.display(),
+                self.all_output()
+            );
         }
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
+            // The whole group: workers forked by the watcher too.
+            super::signal_group(child.id(), libc::SIGKILL);
             let _ = child.wait();
         }
     }

@@ -34,8 +34,17 @@ impl MariaDb {
     pub fn start() -> MariaDb {
         let dir = TempDir::new("mariadb");
         let datadir = dir.path().join("data");
+        // A private tmpdir: parallel bootstraps in a shared /tmp were seen
+        // to trip over each other's temporary tables.
+        let tmp = dir.path().join("tmp");
+        fs::create_dir_all(&tmp).unwrap();
         let out = Command::new(program("mariadb-install-db"))
-            .args(["--no-defaults", "--auth-root-authentication-method=normal", "--skip-test-db"])
+            .env("TMPDIR", &tmp)
+            .args([
+                "--no-defaults",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ])
             .arg(format!("--datadir={}", datadir.display()))
             .arg("--user=root")
             .output()
@@ -73,8 +82,15 @@ impl MariaDb {
                 .arg(format!("--datadir={}", self.datadir.display()))
                 .arg(format!("--socket={}", self.socket.display()))
                 .arg(format!("--port={}", self.port))
-                .arg(format!("--pid-file={}", self.dir.path().join("mariadb.pid").display()))
+                .arg(format!(
+                    "--pid-file={}",
+                    self.dir.path().join("mariadb.pid").display()
+                ))
                 .arg(format!("--log-error={}", errlog.display()))
+                .arg(format!(
+                    "--tmpdir={}",
+                    self.dir.path().join("tmp").display()
+                ))
                 .args([
                     "--bind-address=127.0.0.1",
                     "--user=root",
@@ -87,6 +103,7 @@ impl MariaDb {
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
+            cmd.process_group(0);
             // SAFETY: prctl in the child between fork and exec touches no
             // memory: the server dies with the test if the test is killed.
             unsafe {
@@ -152,10 +169,18 @@ impl MariaDb {
     /// Runs `;`-separated statements as root (no `;` inside strings).
     pub fn exec(&self, sql: &str) {
         let mut conn = self.root_conn().expect("root connection");
-        let without_comments: String =
-            sql.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
-        for stmt in without_comments.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            conn.query_drop(stmt).unwrap_or_else(|e| panic!("{stmt}: {e}"));
+        let without_comments: String = sql
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for stmt in without_comments
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            conn.query_drop(stmt)
+                .unwrap_or_else(|e| panic!("{stmt}: {e}"));
         }
     }
 

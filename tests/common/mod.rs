@@ -48,7 +48,11 @@ impl Drop for TempDir {
 
 /// A loopback TCP port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Polls `f` until it returns Some or `timeout` passes.
@@ -85,8 +89,70 @@ pub fn program(name: &str) -> PathBuf {
     panic!("{name} not found: run `make test`, which installs what the tests need")
 }
 
+/// Runs a client program with a deadline (a hung client must fail the
+/// test, not hang the suite); returns its output.
+pub fn run(cmd: &mut std::process::Command, timeout: Duration) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    // Read output on threads so a chatty client cannot block on a full pipe.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut out, &mut v).ok();
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut err, &mut v).ok();
+        v
+    });
+    let status = wait_for(timeout, || child.try_wait().ok().flatten());
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{cmd:?} did not finish within {timeout:?}");
+    };
+    std::process::Output {
+        status,
+        stdout: out_t.join().unwrap(),
+        stderr: err_t.join().unwrap(),
+    }
+}
+
 /// Sends `sig` to `pid`.
 pub fn signal(pid: u32, sig: libc::c_int) {
+    assert!(pid > 1, "refusing to signal pid {pid}");
     // SAFETY: kill(2) with a pid we spawned; no memory is involved.
     unsafe { libc::kill(pid as libc::pid_t, sig) };
+}
+
+/// Sends `sig` to the process group led by `pid` (spawned with
+/// `process_group(0)`).
+pub fn signal_group(pid: u32, sig: libc::c_int) {
+    assert!(pid > 1, "refusing to signal group {pid}");
+    // SAFETY: kill(2) on a process group we created; no memory involved.
+    unsafe { libc::kill(-(pid as libc::pid_t), sig) };
+}
+
+/// Whether any process of the group led by `pid` is still running
+/// (zombies do not count: this sandbox's init may never reap them).
+pub fn group_alive(pid: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        // "pid (comm) state ppid pgrp ...": comm may contain spaces.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        f.len() > 2 && f[0] != "Z" && f[2] == pid.to_string()
+    })
 }

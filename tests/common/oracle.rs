@@ -51,13 +51,16 @@ pub fn read_access_log(path: &Path) -> Vec<Record> {
 
 /// The key under which the module counts a request, written independently
 /// of the module from the rule in the README: the host as lighttpd parsed
-/// it (lower-case, escaped like %V), without `:port` and trailing dots,
-/// IPv6 literals in brackets; no host: `server_name` if set, else `_nohost`.
+/// it (lighttpd lower-cases it; %V escapes odd bytes the same way the key
+/// does), without `:port` and trailing dots, IPv6 literals in brackets; no
+/// host: `server_name` if set, else `_nohost`; longer than 255: 238 bytes,
+/// `~` and the FNV-1a 64 hash of the whole key in hex.
 pub fn host_key(v: &str, server_name: Option<&str>) -> String {
-    if v == "-" || v.is_empty() {
-        return server_name.filter(|s| !s.is_empty()).unwrap_or("_nohost").to_string();
-    }
-    let mut host = v.to_ascii_lowercase();
+    let mut host = if v == "-" {
+        String::new()
+    } else {
+        v.to_string()
+    };
     if host.starts_with('[') {
         if let Some(end) = host.find(']') {
             host.truncate(end + 1);
@@ -71,7 +74,17 @@ pub fn host_key(v: &str, server_name: Option<&str>) -> String {
         host.pop();
     }
     if host.is_empty() {
-        return server_name.filter(|s| !s.is_empty()).unwrap_or("_nohost").to_string();
+        return match server_name.filter(|s| !s.is_empty()) {
+            Some(s) => host_key(s, None),
+            None => "_nohost".to_string(),
+        };
+    }
+    if host.len() > 255 {
+        let mut hash: u64 = 0xcbf29ce484222325;
+        for b in host.bytes() {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x100000001b3);
+        }
+        host = format!("{}~{hash:016x}", &host[..238]);
     }
     host
 }
@@ -87,6 +100,37 @@ pub fn expected_totals(records: &[Record], server_name: Option<&str>) -> Totals 
         e.1 += r.bytes_out;
     }
     out
+}
+
+/// Asserts the oracle: the table's per-host sums equal the access log's, to
+/// the byte. Read the access log after lighttpd stopped (it buffers).
+pub fn assert_table_matches_access_log(
+    access_log: &Path,
+    db: &MariaDb,
+    server_name: Option<&str>,
+) -> Totals {
+    let records = read_access_log(access_log);
+    assert!(
+        !records.is_empty(),
+        "the access log is empty: nothing was tested"
+    );
+    let expected = expected_totals(&records, server_name);
+    let actual = table_totals(db);
+    if expected != actual {
+        let mut diff = String::new();
+        for host in expected
+            .keys()
+            .chain(actual.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            let (e, a) = (expected.get(host), actual.get(host));
+            if e != a {
+                diff.push_str(&format!("  {host:?}: access log {e:?}, table {a:?}\n"));
+            }
+        }
+        panic!("table != access log ({} records):\n{diff}", records.len());
+    }
+    expected
 }
 
 /// `SELECT vhost, SUM(in), SUM(out) … GROUP BY vhost` of the counter table.

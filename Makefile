@@ -1,0 +1,88 @@
+# mod_bw_counter: every set-up step, from a fresh Debian 12 machine.
+#
+#   make demo      install what is missing, build, run a private MariaDB and a
+#                  lighttpd with the module on 127.0.0.1:8080, make traffic,
+#                  print the table, clean up
+#   make test      install what is missing, check formatting and lints, run
+#                  all unit and integration tests (real lighttpd, real MariaDB)
+#   make build     the module: target/release/libmod_bw_counter.so
+#   make install   install it as mod_bw_counter.so next to lighttpd's modules
+#                  (MODULES_DIR=... to choose the directory)
+#   make automake-proof
+#                  build lighttpd's own source tree with Makefile.am.snippet
+#                  applied, and load the module it built into that lighttpd
+#
+# LIGHTTPD_SRC=/path/to/lighttpd-1.4.x builds against that tree instead of
+# the headers fetched for the installed lighttpd.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+SO := target/release/libmod_bw_counter.so
+
+# What the build, the tests and the demo need from Debian.
+APT_PACKAGES := lighttpd mariadb-server mariadb-client libclang-dev clang \
+	dpkg-dev xz-utils curl nghttp2-client ca-certificates
+# What the automake proof needs on top (lighttpd's own build).
+APT_PACKAGES_AUTOMAKE := autoconf automake libtool pkg-config make gcc \
+	libpcre2-dev zlib1g-dev
+
+# Where the installed lighttpd keeps its modules.
+MODULES_DIR ?= $(shell for d in /usr/lib/lighttpd /usr/lib64/lighttpd /usr/local/lib/lighttpd; do \
+	[ -f $$d/mod_accesslog.so ] && { echo $$d; break; }; done)
+
+.PHONY: all deps deps-automake headers build install test unit-tests lint demo automake-proof clean
+
+all: build
+
+# Installs missing Debian packages (needs root; prints the command otherwise).
+deps:
+	@$(call apt_install,$(APT_PACKAGES))
+
+deps-automake:
+	@$(call apt_install,$(APT_PACKAGES_AUTOMAKE))
+
+define apt_install
+missing=""; for p in $(1); do \
+  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+done; \
+if [ -n "$$missing" ]; then \
+  if [ "$$(id -u)" != 0 ]; then echo "missing packages:$$missing; run: sudo apt-get install$$missing" >&2; exit 1; fi; \
+  echo "installing:$$missing"; \
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+fi
+endef
+
+# The lighttpd headers bindgen reads: LIGHTTPD_SRC, or fetched for the
+# installed lighttpd's version into lighttpd-headers/upstream/ (ignored).
+headers:
+	@if [ -n "$(LIGHTTPD_SRC)" ]; then echo "using LIGHTTPD_SRC=$(LIGHTTPD_SRC)"; \
+	else lighttpd-headers/fetch.sh; fi
+
+build: deps headers
+	$(CARGO) build --release
+
+install: build
+	@[ -n "$(MODULES_DIR)" ] || { echo "cannot find lighttpd's module directory; set MODULES_DIR=" >&2; exit 1; }
+	install -D -m 0644 $(SO) $(DESTDIR)$(MODULES_DIR)/mod_bw_counter.so
+	@echo "installed $(DESTDIR)$(MODULES_DIR)/mod_bw_counter.so; add \"mod_bw_counter\" to server.modules (see examples/lighttpd.conf)"
+
+lint: deps headers
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+
+# cargo test does not rebuild the cdylib the integration tests load, so
+# build it first (the tests refuse a stale one).
+test: deps headers lint
+	$(CARGO) build --release
+	$(CARGO) test --release
+	$(MAKE) automake-proof
+
+demo: build
+	examples/demo.sh $(SO)
+
+automake-proof: deps deps-automake headers
+	lighttpd-headers/automake-proof.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf .work

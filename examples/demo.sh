@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# mod_bw_counter demo: a private MariaDB (unix socket only) and a lighttpd
+# with the module on 127.0.0.1:8080 serving three virtual hosts; some
+# traffic; one report to the database; the table printed. Everything lives
+# in a temp dir and is stopped and removed at the end, also on failure.
+#
+#   examples/demo.sh [path/to/libmod_bw_counter.so]     (make demo does this)
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+so=$(realpath "${1:-$top/target/release/libmod_bw_counter.so}")
+port=${DEMO_PORT:-8080}
+[ -f "$so" ] || { echo "demo: $so not built (make build)" >&2; exit 1; }
+
+find_prog() { command -v "$1" 2>/dev/null || { [ -x "/usr/sbin/$1" ] && echo "/usr/sbin/$1"; } || { echo "demo: $1 not found (make deps)" >&2; exit 1; }; }
+MARIADBD=$(find_prog mariadbd)
+INSTALL_DB=$(find_prog mariadb-install-db)
+LIGHTTPD=$(find_prog lighttpd)
+MARIADB=$(find_prog mariadb)
+
+work=$(mktemp -d /tmp/bw_counter-demo.XXXXXX)
+mariadb_pid=""
+lighttpd_pid=""
+cleanup() {
+    [ -n "$lighttpd_pid" ] && kill "$lighttpd_pid" 2>/dev/null && wait "$lighttpd_pid" 2>/dev/null || true
+    if [ -n "$mariadb_pid" ]; then
+        kill "$mariadb_pid" 2>/dev/null || true
+        wait "$mariadb_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "demo: 127.0.0.1:$port is taken; stop what listens there or set DEMO_PORT" >&2
+    exit 1
+fi
+
+echo "== private MariaDB in $work/mariadb (unix socket only)"
+sock="$work/mariadb.sock"
+"$INSTALL_DB" --no-defaults --datadir="$work/mariadb" --auth-root-authentication-method=normal \
+    --skip-test-db --user=root >"$work/install-db.log" 2>&1
+"$MARIADBD" --no-defaults --datadir="$work/mariadb" --socket="$sock" --skip-networking \
+    --user=root --innodb-buffer-pool-size=16M --log-error="$work/mariadb.err" \
+    --pid-file="$work/mariadb.pid" >/dev/null 2>&1 &
+mariadb_pid=$!
+for _ in $(seq 100); do "$MARIADB" -S "$sock" -uroot -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.2; done
+"$MARIADB" -S "$sock" -uroot <"$top/examples/schema.sql"
+"$MARIADB" -S "$sock" -uroot <"$top/examples/grants.sql"
+echo "   created bw_counter.bandwidth and user bw_counter (examples/schema.sql, grants.sql)"
+
+echo "== lighttpd with mod_bw_counter on 127.0.0.1:$port"
+mkdir -p "$work/modules" "$work/www"
+for m in /usr/lib/lighttpd/*.so; do ln -s "$m" "$work/modules/"; done
+cp "$so" "$work/modules/mod_bw_counter.so"
+for h in www.example.com shop.example.com blog.example.org; do
+    mkdir -p "$work/www/$h"
+    echo "<html><body>Welcome to $h</body></html>" >"$work/www/$h/index.html"
+done
+head -c 300000 /dev/urandom >"$work/www/shop.example.com/catalog.pdf"
+head -c 2000000 /dev/urandom >"$work/www/blog.example.org/video.mp4"
+cat >"$work/lighttpd.conf" <<EOF
+server.document-root = "$work/www/www.example.com"
+server.bind = "127.0.0.1"
+server.port = $port
+server.errorlog = "$work/error.log"
+server.modules = ("mod_accesslog", "mod_bw_counter")
+index-file.names = ("index.html")
+accesslog.filename = "$work/access.log"
+accesslog.format = "%V %I %O \"%r\" %s"
+\$HTTP["host"] == "shop.example.com" { server.document-root = "$work/www/shop.example.com" }
+\$HTTP["host"] == "blog.example.org" { server.document-root = "$work/www/blog.example.org" }
+
+bw_counter.mysql_server = "$sock"
+bw_counter.mysql_db = "bw_counter"
+bw_counter.mysql_table = "bandwidth"
+bw_counter.mysql_user = "bw_counter"
+bw_counter.mysql_password = "change-me"
+bw_counter.report_interval = 2
+EOF
+"$LIGHTTPD" -D -f "$work/lighttpd.conf" -m "$work/modules" &
+lighttpd_pid=$!
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+
+echo "== traffic"
+get() { curl -s -o /dev/null -w "   %{http_code} %{size_download} bytes  $1$2\n" -H "Host: $1" "http://127.0.0.1:$port$2"; }
+for i in 1 2 3; do get www.example.com /; done
+get shop.example.com /catalog.pdf
+get shop.example.com /missing.html
+get blog.example.org /video.mp4
+head -c 500000 /dev/urandom | curl -s -o /dev/null -w "   %{http_code} upload 500000 bytes  shop.example.com/\n" \
+    -H "Host: shop.example.com" --data-binary @- "http://127.0.0.1:$port/"
+
+echo "== waiting for mod_bw_counter to report (report_interval = 2 s)"
+query="SELECT vhost, day, \`in\`, \`out\` FROM bw_counter.bandwidth ORDER BY vhost, day"
+for _ in $(seq 60); do
+    rows=$("$MARIADB" -S "$sock" -uroot -N -e "SELECT COUNT(*) FROM bw_counter.bandwidth")
+    [ "$rows" -ge 3 ] && break
+    sleep 0.5
+done
+"$MARIADB" -S "$sock" -uroot -t -e "$query"
+echo "== mod_bw_counter's lines in lighttpd's error log"
+grep mod_bw_counter "$work/error.log" || true
+rows=$("$MARIADB" -S "$sock" -uroot -N -e "SELECT COUNT(*) FROM bw_counter.bandwidth")
+[ "$rows" -ge 3 ] || { echo "demo: expected rows for 3 virtual hosts, got $rows" >&2; exit 1; }

@@ -1,0 +1,310 @@
+//! Per-(host, day) byte totals: where every counted byte lives until the
+//! database has it. Plain Rust, no I/O.
+//!
+//! The seed kept two maps (host -> bytes in, host -> bytes out). Here one
+//! map holds both numbers of a (host, day) pair together: they are always
+//! updated, flushed and zeroed together, and one lookup per request is half
+//! the work of two.
+
+use std::collections::HashMap;
+
+use crate::day::Day;
+
+/// Bytes received from and sent to clients.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl Traffic {
+    fn add(&mut self, other: Traffic) {
+        // 64-bit: 16 EiB per host and day before saturating, never wrapping.
+        self.bytes_in = self.bytes_in.saturating_add(other.bytes_in);
+        self.bytes_out = self.bytes_out.saturating_add(other.bytes_out);
+    }
+
+    pub fn total(&self) -> u64 {
+        self.bytes_in.saturating_add(self.bytes_out)
+    }
+}
+
+/// One row of the table, as the flusher writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub host: Box<str>,
+    pub day: Day,
+    pub traffic: Traffic,
+}
+
+/// Counts per host, then per day. A host nearly always has one day in it
+/// (two around midnight), so the days are a short vector.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Counters {
+    hosts: HashMap<Box<str>, Vec<(Day, Traffic)>>,
+}
+
+/// Sizes, for log lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub rows: usize,
+    pub traffic: Traffic,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} bytes in, {} bytes out in {} row{}",
+            self.traffic.bytes_in,
+            self.traffic.bytes_out,
+            self.rows,
+            if self.rows == 1 { "" } else { "s" }
+        )
+    }
+}
+
+impl Counters {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one request's bytes. Allocates only for a host not yet in the
+    /// map (and a host's second day).
+    pub fn add(&mut self, host: &str, day: Day, traffic: Traffic) {
+        let days = match self.hosts.get_mut(host) {
+            Some(days) => days,
+            None => self
+                .hosts
+                .entry(host.into())
+                .or_insert_with(|| Vec::with_capacity(1)),
+        };
+        match days.iter_mut().find(|(d, _)| *d == day) {
+            Some((_, t)) => t.add(traffic),
+            None => days.push((day, traffic)),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+
+    pub fn host_count(&self) -> usize {
+        self.hosts.len()
+    }
+
+    /// Takes everything out, leaving this empty.
+    pub fn take(&mut self) -> Counters {
+        std::mem::take(self)
+    }
+
+    /// Adds all of `other` (used to put back counts the database did not
+    /// take, and to join batches waiting for delivery).
+    pub fn merge(&mut self, other: Counters) {
+        if self.hosts.is_empty() {
+            *self = other;
+            return;
+        }
+        for (host, days) in other.hosts {
+            for (day, traffic) in days {
+                self.add(&host, day, traffic);
+            }
+        }
+    }
+
+    /// The rows in (host, day) order: every writer locks rows in the same
+    /// order, so concurrent flushes cannot deadlock on lock order.
+    pub fn rows(&self) -> Vec<Row> {
+        let mut rows: Vec<Row> = self
+            .hosts
+            .iter()
+            .flat_map(|(host, days)| {
+                days.iter().map(|(day, traffic)| Row {
+                    host: host.clone(),
+                    day: *day,
+                    traffic: *traffic,
+                })
+            })
+            .collect();
+        rows.sort_by(|a, b| (a.host.as_bytes(), a.day).cmp(&(b.host.as_bytes(), b.day)));
+        rows
+    }
+
+    /// Removes what a committed flush wrote; counts added since stay.
+    pub fn subtract(&mut self, rows: &[Row]) {
+        for row in rows {
+            let Some(days) = self.hosts.get_mut(&*row.host) else {
+                continue;
+            };
+            if let Some(pos) = days.iter().position(|(d, _)| *d == row.day) {
+                let t = &mut days[pos].1;
+                t.bytes_in = t.bytes_in.saturating_sub(row.traffic.bytes_in);
+                t.bytes_out = t.bytes_out.saturating_sub(row.traffic.bytes_out);
+                if *t == Traffic::default() {
+                    days.swap_remove(pos);
+                }
+            }
+            if days.is_empty() {
+                self.hosts.remove(&*row.host);
+            }
+        }
+    }
+
+    pub fn summary_of(rows: &[Row]) -> Summary {
+        let mut s = Summary {
+            rows: rows.len(),
+            ..Summary::default()
+        };
+        rows.iter().for_each(|r| s.traffic.add(r.traffic));
+        s
+    }
+
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for days in self.hosts.values() {
+            for (_, t) in days {
+                s.rows += 1;
+                s.traffic.add(*t);
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(i: u64, o: u64) -> Traffic {
+        Traffic {
+            bytes_in: i,
+            bytes_out: o,
+        }
+    }
+
+    #[test]
+    fn adds_per_host_and_day() {
+        let mut c = Counters::new();
+        c.add("a", Day(10), t(1, 2));
+        c.add("a", Day(10), t(10, 20));
+        c.add("a", Day(11), t(100, 200));
+        c.add("b", Day(10), t(5, 0));
+        let rows = c.rows();
+        assert_eq!(
+            rows,
+            vec![
+                Row {
+                    host: "a".into(),
+                    day: Day(10),
+                    traffic: t(11, 22)
+                },
+                Row {
+                    host: "a".into(),
+                    day: Day(11),
+                    traffic: t(100, 200)
+                },
+                Row {
+                    host: "b".into(),
+                    day: Day(10),
+                    traffic: t(5, 0)
+                },
+            ]
+        );
+        assert_eq!(
+            c.summary(),
+            Summary {
+                rows: 3,
+                traffic: t(116, 222)
+            }
+        );
+        assert_eq!(c.host_count(), 2);
+    }
+
+    #[test]
+    fn no_32_bit_limit_and_no_wrap() {
+        let mut c = Counters::new();
+        let four_gib = 4u64 << 30;
+        for _ in 0..3 {
+            c.add("big", Day(1), t(four_gib, four_gib + 1));
+        }
+        assert_eq!(c.rows()[0].traffic, t(3 * four_gib, 3 * four_gib + 3));
+        c.add("big", Day(1), t(u64::MAX, 0));
+        assert_eq!(
+            c.rows()[0].traffic.bytes_in,
+            u64::MAX,
+            "saturates, never wraps"
+        );
+    }
+
+    #[test]
+    fn take_leaves_empty_and_merge_restores() {
+        let mut c = Counters::new();
+        c.add("a", Day(1), t(1, 1));
+        c.add("b", Day(1), t(2, 2));
+        let taken = c.take();
+        assert!(c.is_empty());
+        c.add("a", Day(1), t(10, 10));
+        c.add("c", Day(2), t(3, 3));
+        c.merge(taken);
+        let rows = c.rows();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].traffic, t(11, 11));
+        assert_eq!(c.summary().traffic, t(16, 16));
+        let mut empty = Counters::new();
+        empty.merge(c.clone());
+        assert_eq!(empty, c);
+    }
+
+    #[test]
+    fn subtract_removes_what_was_written_and_keeps_what_came_since() {
+        let mut c = Counters::new();
+        c.add("a", Day(1), t(10, 10));
+        c.add("b", Day(1), t(5, 5));
+        let written = c.rows();
+        c.add("a", Day(1), t(1, 2)); // arrived during the flush
+        c.add("c", Day(1), t(7, 7));
+        c.subtract(&written);
+        assert_eq!(
+            c.rows(),
+            vec![
+                Row {
+                    host: "a".into(),
+                    day: Day(1),
+                    traffic: t(1, 2)
+                },
+                Row {
+                    host: "c".into(),
+                    day: Day(1),
+                    traffic: t(7, 7)
+                },
+            ]
+        );
+        let rest = c.rows();
+        c.subtract(&rest);
+        assert!(c.is_empty());
+        assert_eq!(
+            Counters::summary_of(&rest),
+            Summary {
+                rows: 2,
+                traffic: t(8, 9)
+            }
+        );
+    }
+
+    #[test]
+    fn rows_are_sorted_bytewise() {
+        let mut c = Counters::new();
+        for h in ["b", "a.example", "A", "_nohost", "a"] {
+            c.add(h, Day(2), t(1, 0));
+            c.add(h, Day(1), t(1, 0));
+        }
+        let keys: Vec<(String, i32)> = c
+            .rows()
+            .iter()
+            .map(|r| (r.host.to_string(), r.day.0))
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+    }
+}

@@ -1,0 +1,154 @@
+//! Days: bytes belong to the local date (lighttpd's time zone) on which their
+//! request finished.
+
+use std::fmt;
+
+/// A calendar date, as days since 1970-01-01.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Day(pub i32);
+
+impl Day {
+    /// The local date of `epoch_secs` for a zone `utc_offset_secs` east of UTC.
+    pub fn of(epoch_secs: i64, utc_offset_secs: i32) -> Day {
+        Day((epoch_secs + i64::from(utc_offset_secs)).div_euclid(86_400) as i32)
+    }
+
+    /// (year, month 1-12, day 1-31), proleptic Gregorian (Howard Hinnant's
+    /// civil_from_days).
+    pub fn ymd(self) -> (i32, u32, u32) {
+        let z = i64::from(self.0) + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let y = (yoe + era * 400 + i64::from(m <= 2)) as i32;
+        (y, m, d)
+    }
+}
+
+impl fmt::Display for Day {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (y, m, d) = self.ymd();
+        write!(f, "{y:04}-{m:02}-{d:02}")
+    }
+}
+
+/// Where the local UTC offset comes from; injectable for tests.
+pub trait Zone {
+    /// Seconds east of UTC in effect at `epoch_secs`.
+    fn utc_offset(&self, epoch_secs: i64) -> i32;
+}
+
+/// The process's time zone (TZ / /etc/localtime), as lighttpd uses it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LocalZone;
+
+impl Zone for LocalZone {
+    fn utc_offset(&self, epoch_secs: i64) -> i32 {
+        let t = epoch_secs as libc::time_t;
+        // SAFETY: localtime_r writes only into the tm we own; t is a valid
+        // time_t. tm is plain data, so zeroed is a valid initial value.
+        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+        if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff as i32
+    }
+}
+
+/// Maps request times to days, asking the zone at most once per second
+/// (the request path calls this for every request).
+#[derive(Debug)]
+pub struct Calendar<Z: Zone = LocalZone> {
+    zone: Z,
+    cached_second: i64,
+    cached_day: Day,
+}
+
+impl<Z: Zone> Calendar<Z> {
+    pub fn new(zone: Z) -> Self {
+        Calendar {
+            zone,
+            cached_second: i64::MIN,
+            cached_day: Day(0),
+        }
+    }
+
+    pub fn day(&mut self, epoch_secs: i64) -> Day {
+        if epoch_secs != self.cached_second {
+            self.cached_day = Day::of(epoch_secs, self.zone.utc_offset(epoch_secs));
+            self.cached_second = epoch_secs;
+        }
+        self.cached_day
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed(i32);
+    impl Zone for Fixed {
+        fn utc_offset(&self, _: i64) -> i32 {
+            self.0
+        }
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(Day(0).to_string(), "1970-01-01");
+        assert_eq!(Day::of(951_782_400, 0).to_string(), "2000-02-29");
+        assert_eq!(Day::of(1_795_132_799, 0).to_string(), "2026-11-19");
+        assert_eq!(Day::of(1_795_132_800, 0).to_string(), "2026-11-20");
+        assert_eq!(Day::of(-1, 0).to_string(), "1969-12-31");
+        assert_eq!(Day::of(4_102_444_800, 0).to_string(), "2100-01-01");
+        for d in [-1000, 0, 59, 60, 365, 10_957, 20_000, 50_000] {
+            let (y, m, dd) = Day(d).ymd();
+            assert!(
+                (1..=12).contains(&m) && (1..=31).contains(&dd),
+                "{d}: {y}-{m}-{dd}"
+            );
+        }
+    }
+
+    #[test]
+    fn midnight_edge_in_local_time() {
+        // 2026-11-28 23:59:59 and 2026-11-29 00:00:00 in UTC+1
+        // (1_795_910_399 is 2026-11-28 23:59:59 UTC).
+        let before = 1_795_910_399 - 3600;
+        let mut cal = Calendar::new(Fixed(3600));
+        assert_eq!(cal.day(before).to_string(), "2026-11-28");
+        assert_eq!(cal.day(before + 1).to_string(), "2026-11-29");
+        // The same instants are still the 28th in UTC-5.
+        let mut west = Calendar::new(Fixed(-5 * 3600));
+        assert_eq!(west.day(before + 1).to_string(), "2026-11-28");
+    }
+
+    #[test]
+    fn zone_is_asked_once_per_second() {
+        use std::cell::Cell;
+        struct Counting(Cell<u32>);
+        impl Zone for &Counting {
+            fn utc_offset(&self, _: i64) -> i32 {
+                self.0.set(self.0.get() + 1);
+                0
+            }
+        }
+        let z = Counting(Cell::new(0));
+        let mut cal = Calendar::new(&z);
+        for _ in 0..1000 {
+            cal.day(100);
+        }
+        cal.day(101);
+        assert_eq!(z.0.get(), 2);
+    }
+
+    #[test]
+    fn local_zone_answers() {
+        // Whatever the machine's zone, the offset is within a day.
+        assert!(LocalZone.utc_offset(1_795_906_799).abs() < 86_400);
+    }
+}

@@ -1,0 +1,181 @@
+//! The row key of a request: which virtual host its bytes belong to.
+//!
+//! The rule (also in the README):
+//! 1. Start from the host lighttpd parsed for the request (`r->uri.authority`,
+//!    what mod_accesslog's `%V` prints): lighttpd has validated and
+//!    lower-cased it.
+//! 2. Drop a `:port` suffix (`example.org:8080` -> `example.org`); IPv6
+//!    literals keep their brackets (`[::1]:80` -> `[::1]`).
+//! 3. Drop trailing dots (`example.org.` -> `example.org`) and lower-case
+//!    (again, defensively).
+//! 4. Bytes a client can send that are not printable ASCII are written the
+//!    way mod_accesslog writes them (`\xHH`, `\"`, `\\`, `\t`...), so the key
+//!    is plain ASCII and matches the access log.
+//! 5. Empty (HTTP/1.0 without Host, invalid requests): the scope's
+//!    `server.name` if set, else [`NO_HOST`].
+//! 6. Longer than the column (255): the first 238 bytes, `~`, and 16 hex
+//!    digits of a 64-bit FNV-1a hash of the whole key: deterministic, so one
+//!    long name always lands in one row, and distinct names stay distinct.
+
+/// Key for requests without any host name.
+pub const NO_HOST: &str = "_nohost";
+
+/// `vhost varchar(255)`: the longest key we produce.
+pub const MAX_KEY_LEN: usize = 255;
+const HASH_SUFFIX_LEN: usize = 1 + 16;
+
+/// Computes keys, reusing one scratch buffer so that the common case
+/// allocates nothing.
+#[derive(Debug, Default)]
+pub struct KeyMaker {
+    scratch: String,
+}
+
+impl KeyMaker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The key for a request whose parsed host is `authority`;
+    /// `server_name` is the fallback when it is empty.
+    pub fn key<'a>(&'a mut self, authority: &'a [u8], server_name: &'a [u8]) -> &'a str {
+        let host = strip_port_and_dots(authority);
+        let host = if host.is_empty() {
+            strip_port_and_dots(server_name)
+        } else {
+            host
+        };
+        if host.is_empty() {
+            return NO_HOST;
+        }
+        let plain = host.len() <= MAX_KEY_LEN
+            && host.iter().all(|&b| {
+                (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\' && !b.is_ascii_uppercase()
+            });
+        if plain {
+            // Printable ASCII without quote, backslash or upper case.
+            return std::str::from_utf8(host).expect("printable ASCII is UTF-8");
+        }
+        self.scratch.clear();
+        escape_into(host, &mut self.scratch);
+        if self.scratch.len() > MAX_KEY_LEN {
+            let hash = fnv1a64(self.scratch.as_bytes());
+            self.scratch.truncate(MAX_KEY_LEN - HASH_SUFFIX_LEN);
+            self.scratch.push_str(&format!("~{hash:016x}"));
+        }
+        &self.scratch
+    }
+}
+
+/// Steps 2 and 3 without the lower-casing (done while escaping).
+fn strip_port_and_dots(host: &[u8]) -> &[u8] {
+    let mut h = host;
+    if h.first() == Some(&b'[') {
+        if let Some(end) = h.iter().position(|&b| b == b']') {
+            h = &h[..=end];
+        }
+    } else if let Some(colon) = h.iter().rposition(|&b| b == b':') {
+        if h[colon + 1..].iter().all(u8::is_ascii_digit) {
+            h = &h[..colon];
+        }
+    }
+    while let [rest @ .., b'.'] = h {
+        h = rest;
+    }
+    h
+}
+
+/// mod_accesslog's `buffer_append_bs_escaped`, plus ASCII lower-casing.
+fn escape_into(host: &[u8], out: &mut String) {
+    for &b in host {
+        match b {
+            b'"' | b'\\' => {
+                out.push('\\');
+                out.push(b as char);
+            }
+            0x07 => out.push_str("\\a"),
+            0x08 => out.push_str("\\b"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            0x0b => out.push_str("\\v"),
+            0x0c => out.push_str("\\f"),
+            b'\r' => out.push_str("\\r"),
+            b' '..=b'~' => out.push(b.to_ascii_lowercase() as char),
+            _ => out.push_str(&format!("\\x{b:02X}")),
+        }
+    }
+}
+
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(a: &str, s: &str) -> String {
+        KeyMaker::new().key(a.as_bytes(), s.as_bytes()).to_string()
+    }
+
+    #[test]
+    fn ports_dots_and_case() {
+        assert_eq!(key("www.example.org", ""), "www.example.org");
+        assert_eq!(key("www.example.org:8080", ""), "www.example.org");
+        assert_eq!(key("www.example.org.", ""), "www.example.org");
+        assert_eq!(key("www.example.org.:80", ""), "www.example.org");
+        assert_eq!(key("WWW.Example.ORG", ""), "www.example.org");
+        assert_eq!(key("127.0.0.1:8080", ""), "127.0.0.1");
+        assert_eq!(key("[::1]:8080", ""), "[::1]");
+        assert_eq!(key("[2001:db8::1]", ""), "[2001:db8::1]");
+        // Not a port: kept as lighttpd gave it.
+        assert_eq!(key("host:abc", ""), "host:abc");
+    }
+
+    #[test]
+    fn missing_host_falls_back_to_server_name_then_fixed_key() {
+        assert_eq!(key("", "srv.example"), "srv.example");
+        assert_eq!(key("", "srv.example:81"), "srv.example");
+        assert_eq!(key("", ""), NO_HOST);
+        assert_eq!(key(":80", ""), NO_HOST);
+        assert_eq!(key(".", ""), NO_HOST);
+    }
+
+    #[test]
+    fn odd_bytes_are_escaped_like_mod_accesslog() {
+        assert_eq!(key("a\"b", ""), "a\\\"b");
+        assert_eq!(key("a\\b", ""), "a\\\\b");
+        assert_eq!(key("a\tb", ""), "a\\tb");
+        assert_eq!(KeyMaker::new().key(b"a\xffb\x01", b""), "a\\xFFb\\x01");
+        assert_eq!(key("x'; DROP TABLE t; --", ""), "x'; drop table t; --");
+    }
+
+    #[test]
+    fn long_names_are_shortened_deterministically() {
+        let long = "a".repeat(300);
+        let k = key(&long, "");
+        assert_eq!(k.len(), MAX_KEY_LEN);
+        assert!(k.starts_with(&"a".repeat(238)));
+        assert_eq!(k, key(&long, ""), "same input, same key");
+        let other = format!("{}b", "a".repeat(299));
+        assert_ne!(key(&other, ""), k, "distinct names stay distinct");
+        assert_eq!(key(&"b".repeat(255), "").len(), 255, "255 fits as is");
+        assert!(!key(&"b".repeat(255), "").contains('~'));
+        // Escaping can push a short name over the limit.
+        let escapes = "\u{1}".repeat(100);
+        assert_eq!(key(&escapes, "").len(), MAX_KEY_LEN);
+    }
+
+    #[test]
+    fn plain_keys_borrow_the_input() {
+        let mut km = KeyMaker::new();
+        let input = b"shop.example.com:443";
+        let k = km.key(input, b"");
+        assert_eq!(k.as_ptr(), input.as_ptr(), "no copy for the common case");
+    }
+}
