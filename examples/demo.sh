@@ -59,15 +59,19 @@ for h in www.example.com shop.example.com blog.example.org; do
 done
 head -c 300000 /dev/urandom >"$work/www/shop.example.com/catalog.pdf"
 head -c 2000000 /dev/urandom >"$work/www/blog.example.org/video.mp4"
+# An upload form's backend: a CGI script that reads the request body.
+printf '%s\n' 'n=$(wc -c)' "printf 'Content-Type: text/plain\\r\\n\\r\\nreceived %s bytes\\n' \"\$n\"" \
+    >"$work/www/shop.example.com/upload.sh"
 cat >"$work/lighttpd.conf" <<EOF
 server.document-root = "$work/www/www.example.com"
 server.bind = "127.0.0.1"
 server.port = $port
 server.errorlog = "$work/error.log"
-server.modules = ("mod_accesslog", "mod_bw_counter")
+server.modules = ("mod_accesslog", "mod_cgi", "mod_bw_counter")
 index-file.names = ("index.html")
+cgi.assign = (".sh" => "/bin/sh")
 accesslog.filename = "$work/access.log"
-accesslog.format = "%V %I %O \"%r\" %s"
+accesslog.format = "%V %I %O %s %r"
 \$HTTP["host"] == "shop.example.com" { server.document-root = "$work/www/shop.example.com" }
 \$HTTP["host"] == "blog.example.org" { server.document-root = "$work/www/blog.example.org" }
 
@@ -80,7 +84,9 @@ bw_counter.report_interval = 2
 EOF
 "$LIGHTTPD" -D -f "$work/lighttpd.conf" -m "$work/modules" &
 lighttpd_pid=$!
-for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+# Up when it answers (a connect alone is not enough: lighttpd listens before
+# it has checked its modules' options). The probe is traffic like any other.
+for _ in $(seq 100); do curl -s -o /dev/null -H "Host: www.example.com" "http://127.0.0.1:$port/" && break; sleep 0.1; done
 
 echo "== traffic"
 get() { curl -s -o /dev/null -w "   %{http_code} %{size_download} bytes  $1$2\n" -H "Host: $1" "http://127.0.0.1:$port$2"; }
@@ -89,16 +95,22 @@ get shop.example.com /catalog.pdf
 get shop.example.com /missing.html
 get blog.example.org /video.mp4
 head -c 500000 /dev/urandom | curl -s -o /dev/null -w "   %{http_code} upload 500000 bytes  shop.example.com/\n" \
-    -H "Host: shop.example.com" --data-binary @- "http://127.0.0.1:$port/"
+    -H "Host: shop.example.com" --data-binary @- "http://127.0.0.1:$port/upload.sh"
 
 echo "== waiting for mod_bw_counter to report (report_interval = 2 s)"
 query="SELECT vhost, day, \`in\`, \`out\` FROM bw_counter.bandwidth ORDER BY vhost, day"
-for _ in $(seq 60); do
-    rows=$("$MARIADB" -S "$sock" -uroot -N -e "SELECT COUNT(*) FROM bw_counter.bandwidth")
-    [ "$rows" -ge 3 ] && break
-    sleep 0.5
+# Until two reports in a row change nothing: all the traffic has arrived.
+last=""
+for _ in $(seq 30); do
+    sleep 2.5
+    now=$("$MARIADB" -S "$sock" -uroot -N -e "$query")
+    [ -n "$now" ] && [ "$now" = "$last" ] && break
+    last=$now
 done
 "$MARIADB" -S "$sock" -uroot -t -e "$query"
+echo "== the same, summed from lighttpd's own access log (%I, %O per request)"
+awk '{ host = $1; sub(/:[0-9]+$/, "", host); i[host] += $2; o[host] += $3 }
+     END { for (h in i) printf "   %-18s in %8d  out %8d\n", h, i[h], o[h] }' "$work/access.log" | sort
 echo "== mod_bw_counter's lines in lighttpd's error log"
 grep mod_bw_counter "$work/error.log" || true
 rows=$("$MARIADB" -S "$sock" -uroot -N -e "SELECT COUNT(*) FROM bw_counter.bandwidth")
