@@ -84,6 +84,9 @@ impl<Z: Zone> Module<Z> {
             return Err("worker_init ran before set_defaults: nothing to start".into());
         };
         self.last_report = now;
+        // localtime_r reads the zone file on first use: do that here, not
+        // on the first request.
+        self.calendar.day(now);
         if self.flusher.is_some() {
             return Ok(());
         }
@@ -176,6 +179,46 @@ impl<Z: Zone> Module<Z> {
     }
 }
 
+/// Counts heap allocations per thread, for the request-path test: a test
+/// binary's global allocator, so it sees every allocation Rust makes.
+#[cfg(test)]
+mod alloc_count {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        static COUNT: Cell<u64> = const { Cell::new(0) };
+    }
+
+    pub struct Counting;
+
+    // SAFETY: delegates to the system allocator; the counter is a
+    // const-initialised thread-local Cell, which never allocates.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            COUNT.with(|c| c.set(c.get() + 1));
+            // SAFETY: forwarded contract.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: forwarded contract.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            COUNT.with(|c| c.set(c.get() + 1));
+            // SAFETY: forwarded contract.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    #[global_allocator]
+    static GLOBAL: Counting = Counting;
+
+    pub fn this_thread() -> u64 {
+        COUNT.with(Cell::get)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +266,29 @@ mod tests {
                 "a.example 2026-11-28 100 1000",
                 "a.example 2026-11-29 1 10"
             ]
+        );
+    }
+
+    #[test]
+    fn counting_a_known_host_does_not_allocate() {
+        let mut m = Module::with_zone(Utc);
+        m.count(req("shop.example.com:443", 10, 10, LAST_SECOND));
+        m.count(req("Mixed.Case.example", 10, 10, LAST_SECOND));
+        let before = alloc_count::this_thread();
+        for i in 0..1000 {
+            m.count(req("shop.example.com:443", i, i, LAST_SECOND));
+            m.count(req("shop.example.com", 1, 1, LAST_SECOND));
+            m.count(req("Mixed.Case.example", 1, 1, LAST_SECOND)); // escaped into the scratch buffer
+        }
+        assert_eq!(
+            alloc_count::this_thread() - before,
+            0,
+            "allocations on the request path"
+        );
+        m.count(req("new.example", 1, 1, LAST_SECOND));
+        assert!(
+            alloc_count::this_thread() > before,
+            "the counter does see allocations"
         );
     }
 

@@ -107,6 +107,8 @@ pub struct Setup {
     pub modules: Vec<String>,
     /// Load mod_bw_counter at all (benchmarks and baselines don't).
     pub load_module: bool,
+    /// Extra environment for the lighttpd process (TZ, LD_PRELOAD, ...).
+    pub env: Vec<(String, String)>,
 }
 
 impl Setup {
@@ -115,6 +117,7 @@ impl Setup {
             conf: conf.into(),
             modules: vec!["mod_accesslog".into()],
             load_module: true,
+            env: Vec::new(),
         }
     }
 }
@@ -128,6 +131,7 @@ pub struct Lighttpd {
     pub docroot: PathBuf,
     pub conf_path: PathBuf,
     pub module_dir: PathBuf,
+    env: Vec<(String, String)>,
     // Last: removed after lighttpd stopped.
     dir: TempDir,
 }
@@ -177,6 +181,7 @@ impl Lighttpd {
             docroot,
             conf_path: dir.path().join("lighttpd.conf"),
             module_dir,
+            env: setup.env.clone(),
             dir,
         };
         l.write_conf(setup);
@@ -227,7 +232,8 @@ impl Lighttpd {
             .arg("-f")
             .arg(&self.conf_path)
             .arg("-m")
-            .arg(&self.module_dir);
+            .arg(&self.module_dir)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null())
             .stdout(stderr.try_clone().unwrap())
             .stderr(stderr);
