@@ -198,45 +198,50 @@ unsafe fn request_log(r: *const ffi::request_st) -> ErrorLog {
     }
 }
 
-pub unsafe extern "C" fn handle_request_done(
+/// The body of both request hooks: count `r` if `should_count` says so.
+///
+/// # Safety
+/// `r` and `p_d` must be what lighttpd passed to a request hook.
+unsafe fn count_request(
+    hook: &str,
     r: *mut ffi::request_st,
     p_d: *mut c_void,
+    should_count: impl FnOnce(&ffi::request_st) -> bool,
 ) -> ffi::handler_t {
     // SAFETY: lighttpd passes a live request.
     let log = unsafe { request_log(r) };
-    guarded("handle_request_done", log, ffi::HANDLER_GO_ON, || {
-        // SAFETY: r is live for the duration of the hook; p_d is ours.
+    guarded(hook, log, ffi::HANDLER_GO_ON, || {
+        // SAFETY: r is live for the duration of the hook; p_d is ours and
+        // used on lighttpd's thread only.
         unsafe {
-            if is_h2_connection_record(r) {
-                return ffi::HANDLER_GO_ON;
-            }
-            if let Some(module) = module(p_d) {
-                module.count(request_of(r));
+            if !is_h2_connection_record(r) && should_count(&*r) {
+                if let Some(module) = module(p_d) {
+                    module.count(request_of(r));
+                }
             }
         }
         ffi::HANDLER_GO_ON
     })
 }
 
+pub unsafe extern "C" fn handle_request_done(
+    r: *mut ffi::request_st,
+    p_d: *mut c_void,
+) -> ffi::handler_t {
+    // SAFETY: called by lighttpd with its request and our plugin data.
+    unsafe { count_request("handle_request_done", r, p_d, |_| true) }
+}
+
 pub unsafe extern "C" fn handle_request_reset(
     r: *mut ffi::request_st,
     p_d: *mut c_void,
 ) -> ffi::handler_t {
-    // SAFETY: lighttpd passes a live request.
-    let log = unsafe { request_log(r) };
-    guarded("handle_request_reset", log, ffi::HANDLER_GO_ON, || {
-        // SAFETY: r is live for the duration of the hook; p_d is ours.
-        unsafe {
-            let req = &*r;
-            if req.http_status != 0 || req.rqst_header_len == 0 || is_h2_connection_record(r) {
-                return ffi::HANDLER_GO_ON;
-            }
-            if let Some(module) = module(p_d) {
-                module.count(request_of(r));
-            }
-        }
-        ffi::HANDLER_GO_ON
-    })
+    // SAFETY: called by lighttpd with its request and our plugin data.
+    unsafe {
+        count_request("handle_request_reset", r, p_d, |req| {
+            req.http_status == 0 && req.rqst_header_len > 0
+        })
+    }
 }
 
 pub unsafe extern "C" fn cleanup(p_d: *mut c_void) {
