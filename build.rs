@@ -235,6 +235,7 @@ fn generate_bindings(headers_dir: &Path, include_dirs: &[PathBuf], out_dir: &Pat
         .allowlist_function("config_plugin_values_init")
         .allowlist_function("bwc_.*")
         .allowlist_var("log_epoch_secs")
+        .allowlist_var("log_monotonic_secs")
         .allowlist_var("HANDLER_.*")
         .allowlist_var("HTTP_VERSION_.*")
         .allowlist_var("T_CONFIG_.*")

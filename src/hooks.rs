@@ -13,10 +13,18 @@ use crate::lighttpd::{self, ErrorLog};
 use crate::module::{Module, Request};
 use crate::plugin::PluginData;
 
-/// lighttpd's clock: seconds since the epoch, updated once per loop turn.
+/// lighttpd's wall clock: seconds since the epoch, updated once per loop
+/// turn. Decides the day a request belongs to.
 fn now() -> i64 {
     // SAFETY: a plain integer global that lighttpd's thread (ours) writes.
     unsafe { ffi::log_epoch_secs }
+}
+
+/// lighttpd's monotonic clock in seconds: times the report interval, so a
+/// wall-clock step (NTP, DST has none) cannot delay or rush a report.
+fn monotonic() -> i64 {
+    // SAFETY: a plain integer global that lighttpd's thread (ours) writes.
+    unsafe { ffi::log_monotonic_secs }
 }
 
 /// Runs `f`; if it panics, logs the panic to `log` and returns `on_panic`.
@@ -115,7 +123,7 @@ pub unsafe extern "C" fn worker_init(srv: *mut ffi::server, p_d: *mut c_void) ->
         let Some(module) = (unsafe { module(p_d) }) else {
             return ffi::HANDLER_GO_ON;
         };
-        if let Err(e) = module.start_worker(now()) {
+        if let Err(e) = module.start_worker(now(), monotonic()) {
             // Serving matters more than counting: log it and carry on.
             log.write(&e);
         }
@@ -129,7 +137,7 @@ pub unsafe extern "C" fn handle_trigger(srv: *mut ffi::server, p_d: *mut c_void)
     guarded("handle_trigger", log, ffi::HANDLER_GO_ON, || {
         // SAFETY: p_d is ours, on lighttpd's thread.
         if let Some(module) = unsafe { module(p_d) } {
-            write_all(log, module.tick(now()));
+            write_all(log, module.tick(monotonic()));
         }
         ffi::HANDLER_GO_ON
     })

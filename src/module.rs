@@ -43,7 +43,8 @@ pub struct Module<Z: Zone = LocalZone> {
     pending: Counters,
     keys: KeyMaker,
     calendar: Calendar<Z>,
-    /// When pending counts were last handed over (or the worker started).
+    /// When pending counts were last handed over (or the worker started),
+    /// on lighttpd's monotonic clock.
     last_report: i64,
 }
 
@@ -79,11 +80,12 @@ impl<Z: Zone> Module<Z> {
 
     /// In each lighttpd process that serves requests (after any fork):
     /// starts the flusher thread, which first checks the database.
-    pub fn start_worker(&mut self, now: i64) -> Result<(), String> {
+    /// `now` is the wall clock, `monotonic` lighttpd's monotonic seconds.
+    pub fn start_worker(&mut self, now: i64, monotonic: i64) -> Result<(), String> {
         let Some(config) = &self.config else {
             return Err("worker_init ran before set_defaults: nothing to start".into());
         };
-        self.last_report = now;
+        self.last_report = monotonic;
         // localtime_r reads the zone file on first use: do that here, not
         // on the first request.
         self.calendar.day(now);
@@ -112,8 +114,8 @@ impl<Z: Zone> Module<Z> {
     }
 
     /// Once a second, on lighttpd's thread: hands the pending counts to
-    /// the flusher when `report_interval` has passed; returns what to write
-    /// to the error log.
+    /// the flusher when `report_interval` has passed (`now`: monotonic
+    /// seconds); returns what to write to the error log.
     pub fn tick(&mut self, now: i64) -> Vec<String> {
         let interval = self
             .config
