@@ -34,6 +34,7 @@ pub enum KeyId {
     MysqlPassword,
     MysqlPasswordFile,
     ReportInterval,
+    MaxHosts,
 }
 
 /// Every option this module understands, in the order given to lighttpd.
@@ -72,6 +73,11 @@ pub const KEYS: &[Key] = &[
     Key {
         id: KeyId::ReportInterval,
         name: c"bw_counter.report_interval",
+        ty: KeyType::Int,
+    },
+    Key {
+        id: KeyId::MaxHosts,
+        name: c"bw_counter.max_hosts",
         ty: KeyType::Int,
     },
 ];
@@ -127,6 +133,9 @@ pub const DEFAULT_REPORT_INTERVAL: u32 = 60;
 /// A day: beyond that, rows are per day anyway and only the loss bound on a
 /// crash would grow.
 pub const MAX_REPORT_INTERVAL: u32 = 86_400;
+/// Distinct hosts one process keeps rows for per day (see admission.rs).
+pub const DEFAULT_MAX_HOSTS: u32 = 10_000;
+pub const MAX_MAX_HOSTS: u32 = 1_000_000;
 pub const DEFAULT_MYSQL_PORT: u16 = 3306;
 /// What the C client library means by a bare `localhost`: the local server's
 /// unix socket (Debian's MariaDB/MySQL path).
@@ -221,6 +230,7 @@ pub struct DbConfig {
 pub struct Config {
     pub db: DbConfig,
     pub report_interval: Duration,
+    pub max_hosts: usize,
 }
 
 /// One problem with the configuration; `Display` gives the log line.
@@ -471,21 +481,47 @@ pub fn parse(found: &[FoundKey], values: &[(KeyId, RawValue)]) -> Result<Config,
         }
     };
 
-    match (server, database, table, user, password, report_interval) {
-        (Some(server), Some(database), Some(table), Some(user), Some(password), Some(secs))
-            if errors.is_empty() =>
-        {
-            Ok(Config {
-                db: DbConfig {
-                    server,
-                    database,
-                    table,
-                    user,
-                    password,
-                },
-                report_interval: Duration::from_secs(u64::from(secs)),
-            })
+    let max_hosts = match get(KeyId::MaxHosts) {
+        None => Some(DEFAULT_MAX_HOSTS),
+        Some(RawValue::Int(n)) if (1..=MAX_MAX_HOSTS).contains(n) => Some(*n),
+        Some(v) => {
+            errors.push(invalid(
+                KeyId::MaxHosts,
+                v,
+                &format!("must be a whole number of hosts from 1 to {MAX_MAX_HOSTS}"),
+            ));
+            None
         }
+    };
+
+    match (
+        server,
+        database,
+        table,
+        user,
+        password,
+        report_interval,
+        max_hosts,
+    ) {
+        (
+            Some(server),
+            Some(database),
+            Some(table),
+            Some(user),
+            Some(password),
+            Some(secs),
+            Some(max_hosts),
+        ) if errors.is_empty() => Ok(Config {
+            db: DbConfig {
+                server,
+                database,
+                table,
+                user,
+                password,
+            },
+            report_interval: Duration::from_secs(u64::from(secs)),
+            max_hosts: max_hosts as usize,
+        }),
         _ => Err(errors),
     }
 }
@@ -847,6 +883,24 @@ mod tests {
         );
         let errs = errors_of(with(&[(KeyId::ReportInterval, s("60"))]));
         assert!(errs[0].contains("report_interval"), "{errs:?}");
+    }
+
+    #[test]
+    fn max_hosts_default_and_bounds() {
+        assert_eq!(parse_values(minimal()).unwrap().max_hosts, 10_000);
+        assert_eq!(
+            parse_values(with(&[(KeyId::MaxHosts, RawValue::Int(5))]))
+                .unwrap()
+                .max_hosts,
+            5
+        );
+        for bad in [0, 1_000_001] {
+            let errs = errors_of(with(&[(KeyId::MaxHosts, RawValue::Int(bad))]));
+            assert_eq!(
+                errs,
+                vec![format!("bw_counter.max_hosts = {bad}: must be a whole number of hosts from 1 to 1000000")]
+            );
+        }
     }
 
     #[test]

@@ -8,11 +8,12 @@
 //! - `config`: the `bw_counter.*` options, validated into a typed `Config`.
 //! - `module`: the per-process state the hooks drive (no FFI): where a
 //!   request's bytes are counted (`count`) and handed to the flusher (`tick`).
-//! - `counters`, `hostkey`, `day`: the accounting core: per-(host, day)
-//!   totals, the host key rule, local dates.
+//! - `counters`, `hostkey`, `day`, `admission`: the accounting core:
+//!   per-(host, day) totals, the host key rule, local dates, the host cap.
 //! - `flush`: the flusher thread and the MySQL link (the only `mysql` user).
 //! - `log`: lines from the flusher thread, written out by lighttpd's thread.
 
+pub mod admission;
 pub mod config;
 pub mod counters;
 pub mod day;

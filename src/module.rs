@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::admission::{Admission, OVERFLOW};
 use crate::config::Config;
 use crate::counters::{Counters, Traffic};
 use crate::day::{Calendar, LocalZone, Zone};
@@ -43,6 +44,9 @@ pub struct Module<Z: Zone = LocalZone> {
     pending: Counters,
     keys: KeyMaker,
     calendar: Calendar<Z>,
+    admission: Admission,
+    /// Overflowed requests already reported, and when (monotonic).
+    overflow_logged: (u64, i64),
     /// When pending counts were last handed over (or the worker started),
     /// on lighttpd's monotonic clock.
     last_report: i64,
@@ -69,12 +73,15 @@ impl<Z: Zone> Module<Z> {
             pending: Counters::new(),
             keys: KeyMaker::new(),
             calendar: Calendar::new(zone),
+            admission: Admission::new(crate::config::DEFAULT_MAX_HOSTS as usize),
+            overflow_logged: (0, i64::MIN),
             last_report: 0,
         }
     }
 
     /// After `set_defaults` validated the options.
     pub fn configure(&mut self, config: Config) {
+        self.admission = Admission::new(config.max_hosts);
         self.config = Some(config);
     }
 
@@ -110,6 +117,7 @@ impl<Z: Zone> Module<Z> {
         }
         let day = self.calendar.day(req.now);
         let host = self.keys.key(req.authority, req.server_name);
+        let host = self.admission.admit(host, day);
         self.pending.add(host, day, traffic);
     }
 
@@ -130,7 +138,31 @@ impl<Z: Zone> Module<Z> {
                 }
             }
         }
-        self.take_log()
+        let mut lines = self.take_log();
+        lines.extend(self.overflow_line(now));
+        lines
+    }
+
+    /// At most one line a minute while hosts overflow the cap.
+    fn overflow_line(&mut self, now: i64) -> Option<String> {
+        let overflow = self.admission.overflow();
+        let (logged_requests, logged_at) = self.overflow_logged;
+        let fresh_day = overflow.requests < logged_requests;
+        if overflow.requests == 0
+            || (!fresh_day
+                && (overflow.requests == logged_requests || now.saturating_sub(logged_at) < 60))
+        {
+            return None;
+        }
+        self.overflow_logged = (overflow.requests, now);
+        let day = overflow.day.map(|d| d.to_string()).unwrap_or_default();
+        Some(format!(
+            "bw_counter.max_hosts = {} reached on {day}: {} requests for about {} more hosts \
+             counted under {OVERFLOW} so far today",
+            self.admission.cap(),
+            overflow.requests,
+            overflow.hosts()
+        ))
     }
 
     /// At `cleanup`: hands over the last counts, lets the flusher deliver

@@ -215,6 +215,16 @@ fn bad_config_refuses_to_start_and_names_the_option() {
             "bw_counter.report_interval",
         ),
         (
+            "zero max_hosts",
+            valid_options() + "bw_counter.max_hosts = 0\n",
+            "bw_counter.max_hosts = 0: must be a whole number of hosts from 1 to 1000000",
+        ),
+        (
+            "huge max_hosts",
+            valid_options() + "bw_counter.max_hosts = 2000000\n",
+            "bw_counter.max_hosts = 2000000: must be a whole number of hosts",
+        ),
+        (
             "bad port",
             valid_options().replace("127.0.0.1:9", "127.0.0.1:70000"),
             "bw_counter.mysql_server = \"127.0.0.1:70000\": port \"70000\"",
