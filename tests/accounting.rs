@@ -26,12 +26,7 @@ fn setup(db: &MariaDb, interval: u32, extra: &str) -> Setup {
 }
 
 fn stop(l: &mut Lighttpd) {
-    let status = l.stop().expect("lighttpd stops on SIGTERM");
-    assert!(
-        status.success(),
-        "lighttpd exit: {status}\n{}",
-        l.all_output()
-    );
+    l.stop_ok();
 }
 
 fn write_file(l: &Lighttpd, name: &str, len: usize) {

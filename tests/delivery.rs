@@ -54,7 +54,7 @@ fn database_down_and_back_loses_nothing_and_logs_once_each_way() {
     assert!(back.contains("delivered"), "{back}");
 
     let mut l = l;
-    assert!(l.stop().expect("stops").success());
+    l.stop_ok();
     oracle::assert_table_matches_access_log(&l.access_log, &db, None);
     let log = l.all_output();
     assert_eq!(
@@ -75,7 +75,7 @@ fn stop_while_database_is_down_names_every_undelivered_row() {
     }
     db.stop();
     let started = Instant::now();
-    assert!(l.stop().expect("stops").success());
+    l.stop_ok();
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "stop took {:?}",
@@ -121,7 +121,8 @@ fn sigint_graceful_shutdown_delivers_everything() {
     let status = l
         .stop_with(libc::SIGINT, Duration::from_secs(30))
         .expect("stops on SIGINT");
-    assert!(status.success(), "{status}");
+    // 0, or 1 if connections were still open (see Lighttpd::stop_ok).
+    assert!(matches!(status.code(), Some(0 | 1)), "{status}");
     let totals = oracle::assert_table_matches_access_log(&l.access_log, &db, None);
     assert_eq!(totals.len(), 2);
 }
@@ -154,7 +155,7 @@ fn bytes_belong_to_the_local_day_their_request_finished() {
         get_ok(&l, "clock.example");
         std::thread::sleep(Duration::from_millis(250));
     }
-    assert!(l.stop().expect("stops").success());
+    l.stop_ok();
 
     let mut expected: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
     for r in oracle::read_access_log(&l.access_log) {

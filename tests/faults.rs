@@ -77,7 +77,7 @@ fn hostile_host_headers_are_bound_escaped_and_all_counted() {
         statuses.iter().all(|s| *s > 0),
         "every request answered: {statuses:?}"
     );
-    assert!(l.stop().expect("stops").success());
+    l.stop_ok();
 
     // Every row per host equals the access log, and so does the grand total.
     let totals = oracle::assert_table_matches_access_log(&l.access_log, &db, None);
@@ -148,7 +148,7 @@ fn a_flood_of_random_hosts_is_capped_per_day_and_still_counted() {
     let flood_secs = started.elapsed().as_secs_f64();
     let rss_after = rss_kib(l.pid());
     l.expect_log("bw_counter.max_hosts = 50 reached", Duration::from_secs(10));
-    assert!(l.stop().expect("stops").success());
+    l.stop_ok();
 
     let rows = db.rows();
     assert!(
@@ -219,7 +219,7 @@ fn a_stalled_database_does_not_slow_requests_and_loses_nothing() {
         stalled < healthy * 5 + Duration::from_millis(500),
         "requests waited for the database: {healthy:?} vs {stalled:?}"
     );
-    assert!(l.stop().expect("stops").success());
+    l.stop_ok();
     oracle::assert_table_matches_access_log(&l.access_log, &db, None);
 }
 
@@ -241,7 +241,7 @@ fn after_sigkill_the_next_start_works_and_only_unreported_counts_are_lost() {
     // Same config, same port, same table: starts, counts, reports.
     l.launch().expect("starts again after SIGKILL");
     assert_eq!(get_raw_host(l.port, Some(b"after.example")), 200);
-    assert!(l.stop().expect("stops").success());
+    l.stop_ok();
     let rows = db.rows();
     assert_eq!(
         rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
