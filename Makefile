@@ -69,10 +69,14 @@ install: build
 lint: deps headers
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
+	$(CARGO) clippy --release --all-targets --features panic-test -- -D warnings
 
 # cargo test does not rebuild the cdylib the integration tests load, so
-# build it first (the tests refuse a stale one).
+# build it first (the tests refuse a stale one). The panic-test build (a
+# hook that panics on purpose) is kept next to it for the panic-guard test.
 test: deps headers lint
+	$(CARGO) build --release --features panic-test
+	install -D -m 0644 $(SO) target/release/panic-test/libmod_bw_counter.so
 	$(CARGO) build --release
 	$(CARGO) test --release
 	$(MAKE) automake-proof

@@ -222,6 +222,10 @@ unsafe fn count_request(
         // SAFETY: r is live for the duration of the hook; p_d is ours and
         // used on lighttpd's thread only.
         unsafe {
+            #[cfg(feature = "panic-test")]
+            if lighttpd::buffer_bytes(&(*r).uri.authority) == b"panic.test" {
+                panic!("forced by the panic-test feature in {hook}");
+            }
             if !is_h2_connection_record(r) && should_count(&*r) {
                 if let Some(module) = module(p_d) {
                     module.count(request_of(r));

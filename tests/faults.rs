@@ -7,7 +7,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::http;
-use common::lighttpd::{Lighttpd, Setup};
+use common::lighttpd::{self as rig, Lighttpd, Setup};
 use common::mariadb::MariaDb;
 use common::oracle;
 
@@ -248,4 +248,29 @@ fn after_sigkill_the_next_start_works_and_only_unreported_counts_are_lost() {
         vec!["after.example"],
         "{rows:?}"
     );
+}
+
+/// A panic inside a hook (forced by the panic-test build for host
+/// "panic.test") is caught: lighttpd logs it and goes on serving, and other
+/// hosts are still counted exactly.
+#[test]
+fn a_panic_in_a_hook_is_logged_and_lighttpd_keeps_serving() {
+    let db = MariaDb::start();
+    let mut s = setup(&db, 1, "");
+    s.module_so = Some(rig::panic_test_module_path());
+    let mut l = Lighttpd::start(&s);
+    for _ in 0..3 {
+        assert_eq!(get_raw_host(l.port, Some(b"panic.test")), 200);
+        assert_eq!(get_raw_host(l.port, Some(b"fine.example")), 200);
+    }
+    let line = l.expect_log(
+        "internal error in handle_request_done",
+        Duration::from_secs(5),
+    );
+    assert!(line.contains("forced by the panic-test feature"), "{line}");
+    assert!(common::group_alive(l.pid()), "lighttpd is still running");
+    l.stop_ok();
+    let records = oracle::read_access_log(&l.access_log);
+    let fine = oracle::expected_totals(&records, None)["fine.example"];
+    assert_eq!(oracle::table_totals(&db).get("fine.example"), Some(&fine));
 }

@@ -21,13 +21,22 @@ pub fn module_path() -> PathBuf {
     if let Some(p) = std::env::var_os("BWC_MODULE") {
         return PathBuf::from(p);
     }
+    built_module("libmod_bw_counter.so")
+}
+
+/// The module built with `--features panic-test` (see the Makefile).
+pub fn panic_test_module_path() -> PathBuf {
+    built_module("panic-test/libmod_bw_counter.so")
+}
+
+fn built_module(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     // target/<profile>/deps/<test> -> target/<profile>/libmod_bw_counter.so
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>");
-    let so = profile_dir.join("libmod_bw_counter.so");
+    let so = profile_dir.join(name);
     let profile = profile_dir.file_name().unwrap().to_string_lossy();
     let flag = if profile == "release" {
         " --release"
@@ -36,7 +45,12 @@ pub fn module_path() -> PathBuf {
     };
     let built = fs::metadata(&so)
         .and_then(|m| m.modified())
-        .unwrap_or_else(|_| panic!("{} not built: run `cargo build{flag}` first", so.display()));
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} not built: run `make test`, or `cargo build{flag}` first",
+                so.display()
+            )
+        });
     let top = super::project_dir();
     let newest = newest_mtime(&[
         top.join("src"),
@@ -109,6 +123,8 @@ pub struct Setup {
     pub load_module: bool,
     /// Extra environment for the lighttpd process (TZ, LD_PRELOAD, ...).
     pub env: Vec<(String, String)>,
+    /// Another build of the module to load (default: [`module_path`]).
+    pub module_so: Option<PathBuf>,
 }
 
 impl Setup {
@@ -118,6 +134,7 @@ impl Setup {
             modules: vec!["mod_accesslog".into()],
             load_module: true,
             env: Vec::new(),
+            module_so: None,
         }
     }
 }
@@ -171,7 +188,10 @@ impl Lighttpd {
         )
         .unwrap();
         let module_dir = dir.path().join("modules");
-        stage_modules(&module_dir, setup.load_module);
+        let so = setup
+            .load_module
+            .then(|| setup.module_so.clone().unwrap_or_else(module_path));
+        stage_modules(&module_dir, so.as_deref());
         let mut l = Lighttpd {
             child: None,
             port: free_port(),
@@ -406,7 +426,7 @@ fn listen_backlog(port: u16) -> Option<u32> {
 
 /// The module dir for `lighttpd -m`: links to every system module, plus the
 /// module under test named as lighttpd expects (`mod_bw_counter.so`).
-fn stage_modules(dir: &Path, with_module: bool) {
+fn stage_modules(dir: &Path, module: Option<&Path>) {
     fs::create_dir_all(dir).unwrap();
     for entry in fs::read_dir(system_module_dir()).unwrap().flatten() {
         let name = entry.file_name();
@@ -414,7 +434,8 @@ fn stage_modules(dir: &Path, with_module: bool) {
             std::os::unix::fs::symlink(entry.path(), dir.join(&name)).unwrap();
         }
     }
-    if with_module {
-        fs::copy(module_path(), dir.join("mod_bw_counter.so")).unwrap();
+    if let Some(so) = module {
+        fs::copy(so, dir.join("mod_bw_counter.so"))
+            .unwrap_or_else(|e| panic!("{}: {e}", so.display()));
     }
 }
