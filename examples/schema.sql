@@ -11,3 +11,15 @@ CREATE TABLE IF NOT EXISTS bw_counter.bandwidth (
   `out` bigint(64) NOT NULL,
   PRIMARY KEY (`vhost`, `day`)
 ) ENGINE=InnoDB;
+
+-- The ledger: one row per committed flush, written in the same transaction
+-- as the counts. A flush retried after a lost COMMIT reply finds its id here
+-- and is not added twice (exactly-once delivery). The module deletes rows
+-- older than 7 days. Name: bw_counter.mysql_ledger_table, by default the
+-- table's name plus "_batches".
+CREATE TABLE IF NOT EXISTS bw_counter.bandwidth_batches (
+  `batch` varchar(128) NOT NULL,
+  `at` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  PRIMARY KEY (`batch`),
+  KEY (`at`)
+) ENGINE=InnoDB;

@@ -35,6 +35,7 @@ pub enum KeyId {
     MysqlPasswordFile,
     ReportInterval,
     MaxHosts,
+    MysqlLedgerTable,
 }
 
 /// Every option this module understands, in the order given to lighttpd.
@@ -79,6 +80,11 @@ pub const KEYS: &[Key] = &[
         id: KeyId::MaxHosts,
         name: c"bw_counter.max_hosts",
         ty: KeyType::Int,
+    },
+    Key {
+        id: KeyId::MysqlLedgerTable,
+        name: c"bw_counter.mysql_ledger_table",
+        ty: KeyType::String,
     },
 ];
 
@@ -221,6 +227,8 @@ pub struct DbConfig {
     pub server: Server,
     pub database: String,
     pub table: TableName,
+    /// Batch ids of committed flushes, for exactly-once delivery.
+    pub ledger: TableName,
     pub user: String,
     pub password: Password,
 }
@@ -440,6 +448,37 @@ pub fn parse(found: &[FoundKey], values: &[(KeyId, RawValue)]) -> Result<Config,
             }
         });
 
+    // Default: `<table>_batches`, next to the table.
+    let ledger = match string(KeyId::MysqlLedgerTable, &mut errors) {
+        Some(name) => match parse_table(&name) {
+            Ok(t) => Some(t),
+            Err(why) => {
+                errors.push(invalid(
+                    KeyId::MysqlLedgerTable,
+                    get(KeyId::MysqlLedgerTable).unwrap(),
+                    &why,
+                ));
+                None
+            }
+        },
+        None => table.as_ref().and_then(|t| {
+            let name = format!("{}_batches", t.table);
+            match check_identifier(&name) {
+                Ok(()) => Some(TableName {
+                    schema: t.schema.clone(),
+                    table: name,
+                }),
+                Err(_) => {
+                    errors.push(ConfigError::Missing {
+                        key: KeyId::MysqlLedgerTable,
+                        what: "the table name is too long to append _batches to it",
+                    });
+                    None
+                }
+            }
+        }),
+    };
+
     let user = required(KeyId::MysqlUser, "the MySQL user to log in as", &mut errors);
 
     let inline = string(KeyId::MysqlPassword, &mut errors);
@@ -497,7 +536,7 @@ pub fn parse(found: &[FoundKey], values: &[(KeyId, RawValue)]) -> Result<Config,
     match (
         server,
         database,
-        table,
+        (table, ledger),
         user,
         password,
         report_interval,
@@ -506,7 +545,7 @@ pub fn parse(found: &[FoundKey], values: &[(KeyId, RawValue)]) -> Result<Config,
         (
             Some(server),
             Some(database),
-            Some(table),
+            (Some(table), Some(ledger)),
             Some(user),
             Some(password),
             Some(secs),
@@ -516,6 +555,7 @@ pub fn parse(found: &[FoundKey], values: &[(KeyId, RawValue)]) -> Result<Config,
                 server,
                 database,
                 table,
+                ledger,
                 user,
                 password,
             },
@@ -883,6 +923,36 @@ mod tests {
         );
         let errs = errors_of(with(&[(KeyId::ReportInterval, s("60"))]));
         assert!(errs[0].contains("report_interval"), "{errs:?}");
+    }
+
+    #[test]
+    fn ledger_table_defaults_next_to_the_table() {
+        let c = parse_values(minimal()).unwrap();
+        assert_eq!(c.db.ledger.quoted(), "`traffic_batches`");
+        let c = parse_values(vec![
+            (KeyId::MysqlDb, s("bw")),
+            (KeyId::MysqlTable, s("other.t")),
+            (KeyId::MysqlUser, s("u")),
+        ])
+        .unwrap();
+        assert_eq!(c.db.ledger.quoted(), "`other`.`t_batches`");
+        let c = parse_values(with(&[(KeyId::MysqlLedgerTable, s("x.seen"))])).unwrap();
+        assert_eq!(c.db.ledger.quoted(), "`x`.`seen`");
+        let errs = errors_of(with(&[(KeyId::MysqlLedgerTable, s("bad name"))]));
+        assert!(
+            errs[0].starts_with("bw_counter.mysql_ledger_table = \"bad name\": not a valid name"),
+            "{errs:?}"
+        );
+        let long = "t".repeat(60);
+        let errs = errors_of(vec![
+            (KeyId::MysqlDb, s("bw")),
+            (KeyId::MysqlTable, s(&long)),
+            (KeyId::MysqlUser, s("u")),
+        ]);
+        assert_eq!(
+            errs,
+            vec!["bw_counter.mysql_ledger_table is required (the table name is too long to append _batches to it) but not set"]
+        );
     }
 
     #[test]

@@ -181,7 +181,7 @@ impl<Z: Zone> Module<Z> {
                     STOP_TIMEOUT.as_secs()
                 ));
             }
-            undelivered.merge(stopped.undelivered);
+            undelivered.merge(stopped.undelivered());
         }
         let mut lines = self.take_log();
         lines.extend(late);

@@ -6,10 +6,13 @@
 //! calls lighttpd: its log lines go through [`LogQueue`].
 //!
 //! Delivery rule (the seed's "zero each pair only after its upsert
-//! succeeded", made transactional): counts handed over by lighttpd's thread
-//! join the `unsent` set; one flush writes all of it in one transaction and
-//! only a COMMIT removes what was written from `unsent`. Any error leaves
-//! everything there, to be retried with capped exponential backoff.
+//! succeeded", made transactional and exactly-once): counts handed over by
+//! lighttpd's thread wait in `waiting`; a flush fixes them into a batch with
+//! an id (process identity + sequence) and writes it in one transaction
+//! that also records the id in the ledger table. Only a COMMIT (or finding
+//! the id already in the ledger: an earlier attempt committed but its reply
+//! was lost) retires the batch; any error keeps it, to be retried as is with
+//! capped exponential backoff while new counts keep waiting.
 
 mod mysql;
 
@@ -23,10 +26,11 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::config::DbConfig;
-use crate::counters::{Counters, Row};
+use crate::counters::Counters;
 use crate::log::LogQueue;
 
 use self::mysql::Link;
+pub use self::mysql::{Batch, Delivered};
 
 /// Retry delays after a failed flush: 1 s, 2 s, 4 s ... at most this.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -45,24 +49,83 @@ pub struct Flusher {
     /// stop that times out (thread stuck on a dead network) still knows
     /// exactly what was not delivered. The thread never holds the lock
     /// during I/O, and lighttpd's request path never takes it.
-    unsent: Arc<Mutex<Counters>>,
+    books: Arc<Mutex<Books>>,
+}
+
+/// Everything handed to the flusher and not yet in the table.
+#[derive(Debug, Default)]
+struct Books {
+    /// Not yet in a batch.
+    waiting: Counters,
+    /// Being delivered; retried unchanged until the database has it.
+    inflight: Option<Batch>,
 }
 
 /// How [`Flusher::stop`] ended: what the database did not get.
 #[derive(Debug)]
 pub struct Stopped {
-    pub undelivered: Counters,
+    pub waiting: Counters,
+    pub inflight: Option<Batch>,
     /// The thread did not finish in time (stuck on the network) and was
     /// left to end with the process.
     pub timed_out: bool,
+}
+
+impl Stopped {
+    /// All undelivered counts, batch or not.
+    pub fn undelivered(&self) -> Counters {
+        let mut all = self.waiting.clone();
+        if let Some(b) = &self.inflight {
+            for row in &b.rows {
+                all.add(&row.host, row.day, row.traffic);
+            }
+        }
+        all
+    }
+}
+
+/// Batch ids: unique across processes, hosts and restarts.
+struct BatchIds {
+    prefix: String,
+    next: u64,
+}
+
+impl BatchIds {
+    fn new() -> Self {
+        let mut buf = [0u8; 256];
+        // SAFETY: gethostname writes at most buf.len() bytes into buf.
+        let host = if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
+            let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+            String::from_utf8_lossy(&buf[..end])
+                .chars()
+                .take(64)
+                .collect()
+        } else {
+            "unknown".to_string()
+        };
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        BatchIds {
+            prefix: format!("{host}/{}/{started}", std::process::id()),
+            next: 1,
+        }
+    }
+
+    fn next(&mut self) -> String {
+        let id = format!("{}/{}", self.prefix, self.next);
+        self.next += 1;
+        id
+    }
 }
 
 impl Flusher {
     pub fn start(db: DbConfig, log: Arc<LogQueue>) -> io::Result<Flusher> {
         let (commands, inbox) = mpsc::channel();
         let (exited_tx, exited) = mpsc::channel();
-        let unsent = Arc::new(Mutex::new(Counters::new()));
-        let shared = unsent.clone();
+        let books = Arc::new(Mutex::new(Books::default()));
+        let shared = books.clone();
         let thread = thread::Builder::new()
             .name("bw_counter-flush".into())
             .spawn(move || {
@@ -80,7 +143,7 @@ impl Flusher {
             commands,
             exited,
             thread: Some(thread),
-            unsent,
+            books,
         })
     }
 
@@ -110,9 +173,10 @@ impl Flusher {
             }
             Err(RecvTimeoutError::Timeout) => true,
         };
-        let undelivered = self.unsent.lock().take();
+        let mut books = self.books.lock();
         Stopped {
-            undelivered,
+            waiting: books.waiting.take(),
+            inflight: books.inflight.take(),
             timed_out,
         }
     }
@@ -128,7 +192,8 @@ enum Health {
 
 struct Worker {
     link: Link,
-    unsent: Arc<Mutex<Counters>>,
+    books: Arc<Mutex<Books>>,
+    ids: BatchIds,
     log: Arc<LogQueue>,
     health: Health,
     failures: u32,
@@ -136,10 +201,11 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(link: Link, unsent: Arc<Mutex<Counters>>, log: Arc<LogQueue>) -> Self {
+    fn new(link: Link, books: Arc<Mutex<Books>>, log: Arc<LogQueue>) -> Self {
         Worker {
             link,
-            unsent,
+            books,
+            ids: BatchIds::new(),
             log,
             health: Health::Unknown,
             failures: 0,
@@ -156,7 +222,7 @@ impl Worker {
             };
             match command {
                 Ok(Command::Deliver(counts)) => {
-                    self.unsent.lock().merge(counts);
+                    self.books.lock().waiting.merge(counts);
                     if self.next_try.is_none_or(|at| Instant::now() >= at) {
                         self.flush();
                     }
@@ -172,6 +238,12 @@ impl Worker {
                     return;
                 }
             }
+        }
+    }
+
+    fn push_notices(&mut self) {
+        for line in self.link.take_notices() {
+            self.log.push(line);
         }
     }
 
@@ -196,63 +268,92 @@ impl Worker {
                 ));
             }
         }
+        self.push_notices();
     }
 
-    /// Tries once to write everything unsent.
+    /// Delivers batches until nothing waits or the database fails.
     fn flush(&mut self) {
-        let rows: Vec<Row> = {
-            let unsent = self.unsent.lock();
-            if unsent.is_empty() {
-                self.next_try = None;
-                return;
-            }
-            unsent.rows()
-        };
-        match self.link.upsert(&rows) {
-            Ok(()) => {
-                let delivered = {
-                    let mut unsent = self.unsent.lock();
-                    unsent.subtract(&rows);
-                    Counters::summary_of(&rows)
-                };
-                if self.health == Health::Down {
-                    self.log.push(format!(
-                        "database reachable again: {}; delivered {delivered}",
-                        self.link.describe()
-                    ));
+        loop {
+            let batch = {
+                let mut books = self.books.lock();
+                if books.inflight.is_none() {
+                    if books.waiting.is_empty() {
+                        self.next_try = None;
+                        return;
+                    }
+                    let rows = books.waiting.take().rows();
+                    books.inflight = Some(Batch {
+                        id: self.ids.next(),
+                        rows,
+                    });
                 }
-                self.health = Health::Up;
-                self.failures = 0;
-                self.next_try = None;
-            }
-            Err(e) => {
-                if self.health != Health::Down {
-                    let pending = self.unsent.lock().summary();
-                    self.log.push(format!(
-                        "database unreachable: {}: {e}; keeping {pending} and retrying \
-                         (next line when it recovers)",
-                        self.link.describe()
-                    ));
+                books.inflight.clone().expect("just set")
+            };
+            let result = self.link.deliver(&batch);
+            self.push_notices();
+            match result {
+                Ok(delivered) => {
+                    self.books.lock().inflight = None;
+                    if self.health == Health::Down {
+                        self.log.push(format!(
+                            "database reachable again: {}; delivered {}",
+                            self.link.describe(),
+                            Counters::summary_of(&batch.rows)
+                        ));
+                    }
+                    if delivered == Delivered::AlreadyApplied {
+                        self.log.push(format!(
+                            "batch {} was already in the table (its COMMIT reply had been lost); \
+                             not added again",
+                            batch.id
+                        ));
+                    }
+                    self.health = Health::Up;
+                    self.failures = 0;
+                    self.next_try = None;
                 }
-                self.health = Health::Down;
-                self.failures = self.failures.saturating_add(1);
-                let delay = Duration::from_secs(1u64 << self.failures.min(6).saturating_sub(1))
-                    .min(MAX_BACKOFF);
-                self.next_try = Some(Instant::now() + delay);
+                Err(e) => {
+                    if self.health != Health::Down {
+                        let pending = {
+                            let books = self.books.lock();
+                            let mut s = books.waiting.summary();
+                            let b = Counters::summary_of(&batch.rows);
+                            s.rows += b.rows;
+                            s.traffic.bytes_in += b.traffic.bytes_in;
+                            s.traffic.bytes_out += b.traffic.bytes_out;
+                            s
+                        };
+                        self.log.push(format!(
+                            "database unreachable: {}: {e}; keeping {pending} and retrying \
+                             (next line when it recovers)",
+                            self.link.describe()
+                        ));
+                    }
+                    self.health = Health::Down;
+                    self.failures = self.failures.saturating_add(1);
+                    let delay = Duration::from_secs(1u64 << self.failures.min(6).saturating_sub(1))
+                        .min(MAX_BACKOFF);
+                    self.next_try = Some(Instant::now() + delay);
+                    return;
+                }
             }
         }
+    }
+
+    fn nothing_undelivered(&self) -> bool {
+        let books = self.books.lock();
+        books.inflight.is_none() && books.waiting.is_empty()
     }
 
     /// At stop: keep trying until `deadline` while the database refuses.
     fn final_flush(&mut self, deadline: Instant) {
         loop {
             self.flush();
-            if self.unsent.lock().is_empty() {
+            if self.nothing_undelivered() {
                 return;
             }
-            let now = Instant::now();
             let pause = Duration::from_millis(250);
-            if now + pause >= deadline {
+            if Instant::now() + pause >= deadline {
                 return;
             }
             thread::sleep(pause);

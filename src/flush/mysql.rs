@@ -66,15 +66,50 @@ pub struct ServerInfo {
     pub version: String,
 }
 
+/// A flush's content, fixed when it is first attempted: a retry sends the
+/// same rows under the same id, which the ledger recognises.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub id: String,
+    pub rows: Vec<Row>,
+}
+
+/// How a batch reached the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivered {
+    Applied,
+    /// The ledger already had its id: an earlier attempt committed but its
+    /// reply was lost. Acknowledged without adding the rows again.
+    AlreadyApplied,
+}
+
+const ER_DUP_ENTRY: u16 = 1062;
+/// The ledger cannot be used: no such table (1146), no right to it (1142),
+/// or not the expected columns (1054).
+const LEDGER_UNUSABLE: [u16; 3] = [1146, 1142, 1054];
+/// Ledger rows older than this are pruned (retries happen within minutes).
+const LEDGER_RETENTION_DAYS: u32 = 7;
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 /// One connection to the configured database, opened on demand.
 pub struct Link {
     db: DbConfig,
     conn: Option<Conn>,
+    /// Exactly-once while the ledger works; at-least-once after it failed.
+    ledger_ok: bool,
+    last_prune: Option<std::time::Instant>,
+    notices: Vec<String>,
 }
 
 impl Link {
     pub fn new(db: DbConfig) -> Self {
-        Link { db, conn: None }
+        Link {
+            db,
+            conn: None,
+            ledger_ok: true,
+            last_prune: None,
+            notices: Vec::new(),
+        }
     }
 
     /// "table `t` in database d at host:port as user u", for log lines.
@@ -84,6 +119,11 @@ impl Link {
             "table {} in database {} at {} as user {}",
             db.table, db.database, db.server, db.user
         )
+    }
+
+    /// Lines worth logging that are not errors of the current call.
+    pub fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
     }
 
     fn opts(&self) -> Opts {
@@ -115,34 +155,65 @@ impl Link {
     }
 
     /// Connects and proves the table is usable: it exists and has the
-    /// seed's columns. Uses only SELECT on the table, so it works with the
-    /// least-privilege user the README recommends.
+    /// seed's columns; and looks at the ledger. Uses only SELECT, so it
+    /// works with the least-privilege user the README recommends.
     pub fn check(&mut self) -> Result<ServerInfo, DbError> {
         let probe = format!(
             "SELECT `vhost`, `day`, `in`, `out` FROM {} LIMIT 0",
             self.db.table.quoted()
         );
+        let ledger_probe = format!(
+            "SELECT `batch`, `at` FROM {} LIMIT 0",
+            self.db.ledger.quoted()
+        );
         let result = (|| {
             let conn = self.conn()?;
             let version: Option<String> = conn.query_first("SELECT VERSION()")?;
             conn.query_drop(&probe)?;
-            Ok(ServerInfo {
-                version: version.unwrap_or_default(),
-            })
+            let ledger = conn.query_drop(&ledger_probe).map_err(DbError::from);
+            Ok((
+                ServerInfo {
+                    version: version.unwrap_or_default(),
+                },
+                ledger,
+            ))
         })();
-        if result.is_err() {
-            // Start over with a fresh connection next time.
-            self.conn = None;
+        match result {
+            Ok((info, Ok(()))) => Ok(info),
+            Ok((info, Err(e))) => {
+                self.ledger_failed(&e);
+                Ok(info)
+            }
+            Err(e) => {
+                // Start over with a fresh connection next time.
+                self.conn = None;
+                Err(e)
+            }
         }
-        result
     }
 
-    /// Adds `rows` to the table in one transaction: all or nothing.
-    pub fn upsert(&mut self, rows: &[Row]) -> Result<(), DbError> {
+    fn ledger_failed(&mut self, e: &DbError) {
+        if self.ledger_ok {
+            self.ledger_ok = false;
+            self.notices.push(format!(
+                "ledger table {} unusable ({e}): delivery is at-least-once until lighttpd restarts \
+                 (a flush whose COMMIT reply is lost would be counted twice); create it as in \
+                 examples/schema.sql and grant SELECT, INSERT, DELETE on it",
+                self.db.ledger
+            ));
+        }
+    }
+
+    /// Adds a batch's rows to the table in one transaction, all or nothing,
+    /// recording its id in the ledger in the same transaction.
+    pub fn deliver(&mut self, batch: &Batch) -> Result<Delivered, DbError> {
         let mut attempt = 1;
         loop {
-            match self.upsert_once(rows) {
-                Ok(()) => return Ok(()),
+            match self.deliver_once(batch) {
+                Ok(d) => {
+                    self.maybe_prune();
+                    return Ok(d);
+                }
                 Err(e) => {
                     // After any failure the connection's state is unknown
                     // (half-done transaction, lost link): start afresh.
@@ -158,11 +229,31 @@ impl Link {
         }
     }
 
-    fn upsert_once(&mut self, rows: &[Row]) -> Result<(), DbError> {
+    fn deliver_once(&mut self, batch: &Batch) -> Result<Delivered, DbError> {
         let table = self.db.table.quoted();
+        let ledger = self.db.ledger.quoted();
+        let use_ledger = self.ledger_ok;
         let conn = self.conn()?;
         let mut tx = conn.start_transaction(TxOpts::default())?;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        if use_ledger {
+            let sql = format!("INSERT INTO {ledger} (`batch`) VALUES (?)");
+            if let Err(e) = tx.exec_drop(sql, (batch.id.as_str(),)) {
+                let e = DbError::from(e);
+                match e.code {
+                    Some(ER_DUP_ENTRY) => {
+                        tx.rollback()?;
+                        return Ok(Delivered::AlreadyApplied);
+                    }
+                    Some(code) if LEDGER_UNUSABLE.contains(&code) => {
+                        tx.rollback()?;
+                        self.ledger_failed(&e);
+                        return self.deliver_once(batch);
+                    }
+                    _ => return Err(e),
+                }
+            }
+        }
+        for chunk in batch.rows.chunks(ROWS_PER_STATEMENT) {
             let params: Vec<Value> = chunk
                 .iter()
                 .flat_map(|r| {
@@ -177,7 +268,27 @@ impl Link {
             tx.exec_drop(upsert_sql(&table, chunk.len()), params)?;
         }
         tx.commit()?;
-        Ok(())
+        Ok(Delivered::Applied)
+    }
+
+    /// Drops ledger rows past retention, at most once an hour.
+    fn maybe_prune(&mut self) {
+        if !self.ledger_ok || self.last_prune.is_some_and(|t| t.elapsed() < PRUNE_EVERY) {
+            return;
+        }
+        self.last_prune = Some(std::time::Instant::now());
+        let sql = format!(
+            "DELETE FROM {} WHERE `at` < NOW() - INTERVAL {LEDGER_RETENTION_DAYS} DAY",
+            self.db.ledger.quoted()
+        );
+        let Ok(conn) = self.conn() else { return };
+        if let Err(e) = conn.query_drop(sql) {
+            let e = DbError::from(e);
+            self.notices.push(format!(
+                "cannot prune old rows of the ledger table {}: {e}; grant DELETE on it",
+                self.db.ledger
+            ));
+        }
     }
 }
 
