@@ -36,6 +36,7 @@ pub enum KeyId {
     ReportInterval,
     MaxHosts,
     MysqlLedgerTable,
+    SpoolFile,
 }
 
 /// Every option this module understands, in the order given to lighttpd.
@@ -84,6 +85,11 @@ pub const KEYS: &[Key] = &[
     Key {
         id: KeyId::MysqlLedgerTable,
         name: c"bw_counter.mysql_ledger_table",
+        ty: KeyType::String,
+    },
+    Key {
+        id: KeyId::SpoolFile,
+        name: c"bw_counter.spool_file",
         ty: KeyType::String,
     },
 ];
@@ -239,6 +245,8 @@ pub struct Config {
     pub db: DbConfig,
     pub report_interval: Duration,
     pub max_hosts: usize,
+    /// Where undeliverable counts wait for the next start (none: logged).
+    pub spool_file: Option<PathBuf>,
 }
 
 /// One problem with the configuration; `Display` gives the log line.
@@ -520,6 +528,21 @@ pub fn parse(found: &[FoundKey], values: &[(KeyId, RawValue)]) -> Result<Config,
         }
     };
 
+    let spool_file = match string(KeyId::SpoolFile, &mut errors) {
+        None => Some(None),
+        Some(p) => match check_spool_path(&p) {
+            Ok(path) => Some(Some(path)),
+            Err(why) => {
+                errors.push(invalid(
+                    KeyId::SpoolFile,
+                    get(KeyId::SpoolFile).unwrap(),
+                    &why,
+                ));
+                None
+            }
+        },
+    };
+
     let max_hosts = match get(KeyId::MaxHosts) {
         None => Some(DEFAULT_MAX_HOSTS),
         Some(RawValue::Int(n)) if (1..=MAX_MAX_HOSTS).contains(n) => Some(*n),
@@ -540,7 +563,7 @@ pub fn parse(found: &[FoundKey], values: &[(KeyId, RawValue)]) -> Result<Config,
         user,
         password,
         report_interval,
-        max_hosts,
+        (max_hosts, spool_file),
     ) {
         (
             Some(server),
@@ -549,7 +572,7 @@ pub fn parse(found: &[FoundKey], values: &[(KeyId, RawValue)]) -> Result<Config,
             Some(user),
             Some(password),
             Some(secs),
-            Some(max_hosts),
+            (Some(max_hosts), Some(spool_file)),
         ) if errors.is_empty() => Ok(Config {
             db: DbConfig {
                 server,
@@ -561,6 +584,7 @@ pub fn parse(found: &[FoundKey], values: &[(KeyId, RawValue)]) -> Result<Config,
             },
             report_interval: Duration::from_secs(u64::from(secs)),
             max_hosts: max_hosts as usize,
+            spool_file,
         }),
         _ => Err(errors),
     }
@@ -652,6 +676,29 @@ pub fn check_identifier(s: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// An absolute path in an existing directory (the module renames the file
+/// there to claim it, so lighttpd's user needs write access to it).
+fn check_spool_path(p: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(p);
+    if !path.is_absolute() || p.ends_with('/') {
+        return Err("must be an absolute path to a file".into());
+    }
+    let dir = path.parent().filter(|d| d.is_dir()).ok_or_else(|| {
+        "its directory does not exist (create it, writable by the user lighttpd runs as)"
+            .to_string()
+    })?;
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| "contains a NUL byte")?;
+    // SAFETY: access(2) with a NUL-terminated path; no memory is written.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK) } != 0 {
+        return Err(format!(
+            "its directory {} is not writable by the user lighttpd runs as",
+            dir.display()
+        ));
+    }
+    Ok(path)
 }
 
 /// `table` or `db.table`.
@@ -953,6 +1000,25 @@ mod tests {
             errs,
             vec!["bw_counter.mysql_ledger_table is required (the table name is too long to append _batches to it) but not set"]
         );
+    }
+
+    #[test]
+    fn spool_file_must_be_absolute_in_a_writable_directory() {
+        assert_eq!(parse_values(minimal()).unwrap().spool_file, None);
+        let tmp = std::env::temp_dir().join("bwc.spool");
+        let c = parse_values(with(&[(KeyId::SpoolFile, s(tmp.to_str().unwrap()))])).unwrap();
+        assert_eq!(c.spool_file, Some(tmp));
+        for (bad, why) in [
+            ("relative/spool", "must be an absolute path"),
+            ("/nonexistent-dir/spool", "its directory does not exist"),
+            ("/tmp/", "must be an absolute path to a file"),
+        ] {
+            let errs = errors_of(with(&[(KeyId::SpoolFile, s(bad))]));
+            assert!(
+                errs[0].starts_with(&format!("bw_counter.spool_file = \"{bad}\": {why}")),
+                "{errs:?}"
+            );
+        }
     }
 
     #[test]

@@ -37,6 +37,14 @@ pub struct Row {
     pub traffic: Traffic,
 }
 
+/// Rows fixed under an id for delivery: retried and spooled as a unit, so
+/// the ledger can tell whether the database already has them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub id: String,
+    pub rows: Vec<Row>,
+}
+
 /// Counts per host, then per day. A host nearly always has one day in it
 /// (two around midnight), so the days are a short vector.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -23,6 +23,8 @@ pub mod hostkey;
 pub mod log;
 #[cfg_attr(test, allow(dead_code))]
 mod module;
+#[cfg_attr(test, allow(dead_code))]
+mod spool;
 
 // The FFI layer calls symbols that exist only inside the lighttpd binary
 // (log_error, config_plugin_values_init, ...). A cdylib may leave them

@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use crate::admission::{Admission, OVERFLOW};
 use crate::config::Config;
-use crate::counters::{Counters, Traffic};
+use crate::counters::{Batch, Counters, Traffic};
 use crate::day::{Calendar, LocalZone, Zone};
-use crate::flush::Flusher;
+use crate::flush::{BatchIds, Flusher};
 use crate::hostkey::KeyMaker;
 use crate::log::LogQueue;
+use crate::spool;
 
 /// How long `cleanup` may take to deliver the last counts: lighttpd waits
 /// for every module's cleanup before it exits or restarts.
@@ -99,7 +100,11 @@ impl<Z: Zone> Module<Z> {
         if self.flusher.is_some() {
             return Ok(());
         }
-        let flusher = Flusher::start(config.db.clone(), self.log.clone())
+        let (replay, claimed) = match &config.spool_file {
+            None => (Vec::new(), None),
+            Some(path) => claim_spool(path, &self.log),
+        };
+        let flusher = Flusher::start(config.db.clone(), self.log.clone(), replay, claimed)
             .map_err(|e| format!("cannot start the flusher thread: {e}; counts stay in memory"))?;
         self.flusher = Some(flusher);
         Ok(())
@@ -168,11 +173,13 @@ impl<Z: Zone> Module<Z> {
     /// At `cleanup`: hands over the last counts, lets the flusher deliver
     /// them (bounded in time), and reports exactly what did not arrive.
     pub fn shutdown(&mut self) -> Vec<String> {
-        let mut undelivered = self.pending.take();
+        let mut waiting = self.pending.take();
+        let mut batches = Vec::new();
+        let mut claimed = None;
         let mut late = Vec::new();
         if let Some(flusher) = self.flusher.take() {
-            if let Err(back) = flusher.deliver(undelivered.take()) {
-                undelivered = back;
+            if let Err(back) = flusher.deliver(waiting.take()) {
+                waiting = back;
             }
             let stopped = flusher.stop(STOP_TIMEOUT);
             if stopped.timed_out {
@@ -181,21 +188,55 @@ impl<Z: Zone> Module<Z> {
                     STOP_TIMEOUT.as_secs()
                 ));
             }
-            undelivered.merge(stopped.undelivered());
+            waiting.merge(stopped.waiting);
+            batches = stopped.batches;
+            claimed = stopped.claimed;
         }
         let mut lines = self.take_log();
         lines.extend(late);
-        if !undelivered.is_empty() {
-            lines.push(format!(
-                "could not deliver {} at shutdown; lost unless added by hand:",
-                undelivered.summary()
-            ));
-            for row in undelivered.rows() {
-                lines.push(format!(
-                    "undelivered: vhost {} day {} in {} out {}",
-                    row.host, row.day, row.traffic.bytes_in, row.traffic.bytes_out
-                ));
+        if !waiting.is_empty() {
+            batches.push(Batch {
+                id: BatchIds::new().next(),
+                rows: waiting.rows(),
+            });
+        }
+        if batches.is_empty() {
+            return lines;
+        }
+        let rows: Vec<_> = batches
+            .iter()
+            .flat_map(|b| b.rows.iter().cloned())
+            .collect();
+        let summary = Counters::summary_of(&rows);
+        if let Some(path) = self.config.as_ref().and_then(|c| c.spool_file.as_ref()) {
+            match spool::append(path, &batches) {
+                Ok(()) => {
+                    lines.push(format!(
+                        "database unavailable at shutdown: wrote {summary} to spool file {}; \
+                         they are delivered at the next start",
+                        path.display()
+                    ));
+                    // What was left of a replayed spool is in the new one.
+                    if let Some(c) = claimed {
+                        let _ = std::fs::remove_file(c);
+                    }
+                    return lines;
+                }
+                Err(e) => lines.push(format!("cannot write spool file {}: {e}", path.display())),
             }
+        }
+        lines.push(format!(
+            "could not deliver {summary} at shutdown; lost unless added by hand:"
+        ));
+        let mut undelivered = Counters::new();
+        for row in rows {
+            undelivered.add(&row.host, row.day, row.traffic);
+        }
+        for row in undelivered.rows() {
+            lines.push(format!(
+                "undelivered: vhost {} day {} in {} out {}",
+                row.host, row.day, row.traffic.bytes_in, row.traffic.bytes_out
+            ));
         }
         lines
     }
@@ -215,6 +256,42 @@ impl<Z: Zone> Module<Z> {
 
 /// Counts heap allocations per thread, for the request-path test: a test
 /// binary's global allocator, so it sees every allocation Rust makes.
+/// Takes over the spool file of an earlier run, if there is one.
+fn claim_spool(path: &std::path::Path, log: &LogQueue) -> (Vec<Batch>, Option<std::path::PathBuf>) {
+    match spool::claim(path) {
+        Ok(None) => (Vec::new(), None),
+        Ok(Some((claimed, parsed))) => {
+            let good: usize = parsed.batches.iter().map(|b| b.rows.len()).sum();
+            if parsed.skipped > 0 {
+                log.push(format!(
+                    "spool file {}: skipped {} corrupt or truncated records; replaying the {good} good ones",
+                    path.display(),
+                    parsed.skipped
+                ));
+            }
+            let rows: Vec<_> = parsed
+                .batches
+                .iter()
+                .flat_map(|b| b.rows.iter().cloned())
+                .collect();
+            log.push(format!(
+                "replaying {} from spool file {} (claimed as {})",
+                Counters::summary_of(&rows),
+                path.display(),
+                claimed.display()
+            ));
+            (parsed.batches, Some(claimed))
+        }
+        Err(e) => {
+            log.push(format!(
+                "cannot claim spool file {}: {e}; it stays for the next start",
+                path.display()
+            ));
+            (Vec::new(), None)
+        }
+    }
+}
+
 #[cfg(test)]
 mod alloc_count {
     use std::alloc::{GlobalAlloc, Layout, System};

@@ -16,8 +16,10 @@
 
 mod mysql;
 
+use std::collections::VecDeque;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -26,11 +28,11 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::config::DbConfig;
-use crate::counters::Counters;
+use crate::counters::{Batch, Counters};
 use crate::log::LogQueue;
 
+use self::mysql::Delivered;
 use self::mysql::Link;
-pub use self::mysql::{Batch, Delivered};
 
 /// Retry delays after a failed flush: 1 s, 2 s, 4 s ... at most this.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -59,39 +61,33 @@ struct Books {
     waiting: Counters,
     /// Being delivered; retried unchanged until the database has it.
     inflight: Option<Batch>,
+    /// Batches from the spool of an earlier run, delivered first.
+    replay: VecDeque<Batch>,
+    /// The claimed spool file they came from, removed once all are in.
+    claimed: Option<PathBuf>,
 }
 
 /// How [`Flusher::stop`] ended: what the database did not get.
 #[derive(Debug)]
 pub struct Stopped {
     pub waiting: Counters,
-    pub inflight: Option<Batch>,
+    /// Batches with ids: the one being delivered and unreplayed spool ones.
+    pub batches: Vec<Batch>,
+    /// A claimed spool file whose batches are in `batches` (if any).
+    pub claimed: Option<PathBuf>,
     /// The thread did not finish in time (stuck on the network) and was
     /// left to end with the process.
     pub timed_out: bool,
 }
 
-impl Stopped {
-    /// All undelivered counts, batch or not.
-    pub fn undelivered(&self) -> Counters {
-        let mut all = self.waiting.clone();
-        if let Some(b) = &self.inflight {
-            for row in &b.rows {
-                all.add(&row.host, row.day, row.traffic);
-            }
-        }
-        all
-    }
-}
-
 /// Batch ids: unique across processes, hosts and restarts.
-struct BatchIds {
+pub struct BatchIds {
     prefix: String,
     next: u64,
 }
 
 impl BatchIds {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let mut buf = [0u8; 256];
         // SAFETY: gethostname writes at most buf.len() bytes into buf.
         let host = if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
@@ -113,7 +109,7 @@ impl BatchIds {
         }
     }
 
-    fn next(&mut self) -> String {
+    pub fn next(&mut self) -> String {
         let id = format!("{}/{}", self.prefix, self.next);
         self.next += 1;
         id
@@ -121,10 +117,21 @@ impl BatchIds {
 }
 
 impl Flusher {
-    pub fn start(db: DbConfig, log: Arc<LogQueue>) -> io::Result<Flusher> {
+    /// `replay`: batches from a claimed spool file (`claimed`), delivered
+    /// first and at once, not at the next report.
+    pub fn start(
+        db: DbConfig,
+        log: Arc<LogQueue>,
+        replay: Vec<Batch>,
+        claimed: Option<PathBuf>,
+    ) -> io::Result<Flusher> {
         let (commands, inbox) = mpsc::channel();
         let (exited_tx, exited) = mpsc::channel();
-        let books = Arc::new(Mutex::new(Books::default()));
+        let books = Arc::new(Mutex::new(Books {
+            replay: replay.into(),
+            claimed,
+            ..Books::default()
+        }));
         let shared = books.clone();
         let thread = thread::Builder::new()
             .name("bw_counter-flush".into())
@@ -174,9 +181,12 @@ impl Flusher {
             Err(RecvTimeoutError::Timeout) => true,
         };
         let mut books = self.books.lock();
+        let mut batches: Vec<Batch> = books.inflight.take().into_iter().collect();
+        batches.extend(books.replay.drain(..));
         Stopped {
             waiting: books.waiting.take(),
-            inflight: books.inflight.take(),
+            batches,
+            claimed: books.claimed.take(),
             timed_out,
         }
     }
@@ -215,6 +225,10 @@ impl Worker {
 
     fn run(&mut self, inbox: Receiver<Command>) {
         self.startup_check();
+        // Spooled counts go out at once, not at the next report.
+        if !self.books.lock().replay.is_empty() {
+            self.flush();
+        }
         loop {
             let command = match self.next_try {
                 None => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
@@ -277,15 +291,30 @@ impl Worker {
             let batch = {
                 let mut books = self.books.lock();
                 if books.inflight.is_none() {
-                    if books.waiting.is_empty() {
+                    if let Some(spooled) = books.replay.pop_front() {
+                        books.inflight = Some(spooled);
+                    } else if let Some(claimed) = books.claimed.take() {
+                        // Everything from the spool is in: its file goes.
+                        match std::fs::remove_file(&claimed) {
+                            Ok(()) => self
+                                .log
+                                .push(format!("spool {} replayed completely", claimed.display())),
+                            Err(e) => self.log.push(format!(
+                                "cannot remove replayed spool {}: {e}",
+                                claimed.display()
+                            )),
+                        }
+                        continue;
+                    } else if books.waiting.is_empty() {
                         self.next_try = None;
                         return;
+                    } else {
+                        let rows = books.waiting.take().rows();
+                        books.inflight = Some(Batch {
+                            id: self.ids.next(),
+                            rows,
+                        });
                     }
-                    let rows = books.waiting.take().rows();
-                    books.inflight = Some(Batch {
-                        id: self.ids.next(),
-                        rows,
-                    });
                 }
                 books.inflight.clone().expect("just set")
             };
@@ -342,7 +371,7 @@ impl Worker {
 
     fn nothing_undelivered(&self) -> bool {
         let books = self.books.lock();
-        books.inflight.is_none() && books.waiting.is_empty()
+        books.inflight.is_none() && books.replay.is_empty() && books.waiting.is_empty()
     }
 
     /// At stop: keep trying until `deadline` while the database refuses.

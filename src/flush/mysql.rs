@@ -7,7 +7,7 @@ use mysql::prelude::Queryable;
 use mysql::{Conn, Opts, OptsBuilder, TxOpts, Value};
 
 use crate::config::{DbConfig, Server};
-use crate::counters::Row;
+use crate::counters::Batch;
 use crate::day::Day;
 
 /// A dead or unreachable server must never hang the flusher thread (and so
@@ -64,14 +64,6 @@ impl From<mysql::Error> for DbError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerInfo {
     pub version: String,
-}
-
-/// A flush's content, fixed when it is first attempted: a retry sends the
-/// same rows under the same id, which the ledger recognises.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Batch {
-    pub id: String,
-    pub rows: Vec<Row>,
 }
 
 /// How a batch reached the table.
