@@ -20,7 +20,7 @@ CARGO ?= cargo
 SO := target/release/libmod_bw_counter.so
 
 # What the build, the tests and the demo need from Debian.
-APT_PACKAGES := lighttpd mariadb-server mariadb-client libclang-dev clang faketime \
+APT_PACKAGES := lighttpd mariadb-server mariadb-client libclang-dev clang faketime openssl \
 	dpkg-dev xz-utils curl nghttp2-client ca-certificates
 # What the automake proof needs on top (lighttpd's own build).
 APT_PACKAGES_AUTOMAKE := autoconf automake libtool pkg-config make gcc \

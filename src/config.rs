@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::net::Ipv6Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How lighttpd should parse a key (maps to `T_CONFIG_STRING` / `T_CONFIG_INT`).
@@ -37,6 +37,8 @@ pub enum KeyId {
     MaxHosts,
     MysqlLedgerTable,
     SpoolFile,
+    MysqlSsl,
+    MysqlSslCa,
 }
 
 /// Every option this module understands, in the order given to lighttpd.
@@ -90,6 +92,16 @@ pub const KEYS: &[Key] = &[
     Key {
         id: KeyId::SpoolFile,
         name: c"bw_counter.spool_file",
+        ty: KeyType::String,
+    },
+    Key {
+        id: KeyId::MysqlSsl,
+        name: c"bw_counter.mysql_ssl",
+        ty: KeyType::String,
+    },
+    Key {
+        id: KeyId::MysqlSslCa,
+        name: c"bw_counter.mysql_ssl_ca",
         ty: KeyType::String,
     },
 ];
@@ -237,6 +249,40 @@ pub struct DbConfig {
     pub ledger: TableName,
     pub user: String,
     pub password: Password,
+    pub tls: Tls,
+}
+
+/// TLS to the database (`bw_counter.mysql_ssl`), with MySQL's meanings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsMode {
+    /// Plain connection (the default, as in the original module).
+    #[default]
+    Disable,
+    /// TLS if the server offers it, else plain; the certificate is not checked.
+    Prefer,
+    /// TLS or no connection; the certificate is not checked.
+    Require,
+    /// TLS, and the server certificate must chain to `mysql_ssl_ca` (the
+    /// host name in it is not compared: MySQL's VERIFY_CA).
+    VerifyCa,
+}
+
+impl TlsMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsMode::Disable => "disable",
+            TlsMode::Prefer => "prefer",
+            TlsMode::Require => "require",
+            TlsMode::VerifyCa => "verify_ca",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tls {
+    pub mode: TlsMode,
+    /// PEM file with the CA certificate(s) for `verify_ca`.
+    pub ca: Option<PathBuf>,
 }
 
 /// The validated configuration of one lighttpd process.
@@ -489,6 +535,46 @@ pub fn parse(found: &[FoundKey], values: &[(KeyId, RawValue)]) -> Result<Config,
 
     let user = required(KeyId::MysqlUser, "the MySQL user to log in as", &mut errors);
 
+    let tls_mode = match string(KeyId::MysqlSsl, &mut errors).as_deref() {
+        None | Some("disable") => Some(TlsMode::Disable),
+        Some("prefer") => Some(TlsMode::Prefer),
+        Some("require") => Some(TlsMode::Require),
+        Some("verify_ca") => Some(TlsMode::VerifyCa),
+        Some(_) => {
+            errors.push(invalid(
+                KeyId::MysqlSsl,
+                get(KeyId::MysqlSsl).unwrap(),
+                "expected disable, prefer, require or verify_ca",
+            ));
+            None
+        }
+    };
+    let tls_ca = match string(KeyId::MysqlSslCa, &mut errors) {
+        None => Some(None),
+        Some(p) if Path::new(&p).is_absolute() && Path::new(&p).is_file() => {
+            Some(Some(PathBuf::from(p)))
+        }
+        Some(_) => {
+            errors.push(invalid(
+                KeyId::MysqlSslCa,
+                get(KeyId::MysqlSslCa).unwrap(),
+                "must be the absolute path of a readable PEM file",
+            ));
+            None
+        }
+    };
+    let tls = match (tls_mode, tls_ca) {
+        (Some(TlsMode::VerifyCa), Some(None)) => {
+            errors.push(ConfigError::Missing {
+                key: KeyId::MysqlSslCa,
+                what: "bw_counter.mysql_ssl = \"verify_ca\" checks the server against it",
+            });
+            None
+        }
+        (Some(mode), Some(ca)) => Some(Tls { mode, ca }),
+        _ => None,
+    };
+
     let inline = string(KeyId::MysqlPassword, &mut errors);
     let file = string(KeyId::MysqlPasswordFile, &mut errors);
     let password = match (inline, file) {
@@ -560,7 +646,7 @@ pub fn parse(found: &[FoundKey], values: &[(KeyId, RawValue)]) -> Result<Config,
         server,
         database,
         (table, ledger),
-        user,
+        (user, tls),
         password,
         report_interval,
         (max_hosts, spool_file),
@@ -569,7 +655,7 @@ pub fn parse(found: &[FoundKey], values: &[(KeyId, RawValue)]) -> Result<Config,
             Some(server),
             Some(database),
             (Some(table), Some(ledger)),
-            Some(user),
+            (Some(user), Some(tls)),
             Some(password),
             Some(secs),
             (Some(max_hosts), Some(spool_file)),
@@ -581,6 +667,7 @@ pub fn parse(found: &[FoundKey], values: &[(KeyId, RawValue)]) -> Result<Config,
                 ledger,
                 user,
                 password,
+                tls,
             },
             report_interval: Duration::from_secs(u64::from(secs)),
             max_hosts: max_hosts as usize,
@@ -1019,6 +1106,55 @@ mod tests {
                 "{errs:?}"
             );
         }
+    }
+
+    #[test]
+    fn tls_modes() {
+        assert_eq!(parse_values(minimal()).unwrap().db.tls, Tls::default());
+        for (v, mode) in [
+            ("disable", TlsMode::Disable),
+            ("prefer", TlsMode::Prefer),
+            ("require", TlsMode::Require),
+        ] {
+            assert_eq!(
+                parse_values(with(&[(KeyId::MysqlSsl, s(v))]))
+                    .unwrap()
+                    .db
+                    .tls
+                    .mode,
+                mode
+            );
+        }
+        let errs = errors_of(with(&[(KeyId::MysqlSsl, s("verify_ca"))]));
+        assert!(
+            errs[0].starts_with("bw_counter.mysql_ssl_ca is required"),
+            "{errs:?}"
+        );
+        let errs = errors_of(with(&[(KeyId::MysqlSsl, s("yes"))]));
+        assert_eq!(
+            errs,
+            vec!["bw_counter.mysql_ssl = \"yes\": expected disable, prefer, require or verify_ca"]
+        );
+        let errs = errors_of(with(&[
+            (KeyId::MysqlSsl, s("verify_ca")),
+            (KeyId::MysqlSslCa, s("/nonexistent.pem")),
+        ]));
+        assert_eq!(errs, vec!["bw_counter.mysql_ssl_ca = \"/nonexistent.pem\": must be the absolute path of a readable PEM file"]);
+        let ca = std::env::temp_dir().join(format!("bwc-ca-{}.pem", std::process::id()));
+        std::fs::write(&ca, "x").unwrap();
+        let c = parse_values(with(&[
+            (KeyId::MysqlSsl, s("verify_ca")),
+            (KeyId::MysqlSslCa, s(ca.to_str().unwrap())),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.db.tls,
+            Tls {
+                mode: TlsMode::VerifyCa,
+                ca: Some(ca.clone())
+            }
+        );
+        std::fs::remove_file(ca).unwrap();
     }
 
     #[test]

@@ -4,9 +4,9 @@ use std::fmt;
 use std::time::Duration;
 
 use mysql::prelude::Queryable;
-use mysql::{Conn, Opts, OptsBuilder, TxOpts, Value};
+use mysql::{Conn, Opts, OptsBuilder, SslOpts, TxOpts, Value};
 
-use crate::config::{DbConfig, Server};
+use crate::config::{DbConfig, Server, TlsMode};
 use crate::counters::Batch;
 use crate::day::Day;
 
@@ -89,6 +89,8 @@ pub struct Link {
     conn: Option<Conn>,
     /// Exactly-once while the ledger works; at-least-once after it failed.
     ledger_ok: bool,
+    /// `prefer` found a server without TLS.
+    tls_refused: bool,
     last_prune: Option<std::time::Instant>,
     notices: Vec<String>,
 }
@@ -99,6 +101,7 @@ impl Link {
             db,
             conn: None,
             ledger_ok: true,
+            tls_refused: false,
             last_prune: None,
             notices: Vec::new(),
         }
@@ -107,6 +110,16 @@ impl Link {
     /// "table `t` in database d at host:port as user u", for log lines.
     pub fn describe(&self) -> String {
         let db = &self.db;
+        if db.tls.mode != TlsMode::Disable {
+            return format!(
+                "table {} in database {} at {} as user {} (TLS {})",
+                db.table,
+                db.database,
+                db.server,
+                db.user,
+                db.tls.mode.name()
+            );
+        }
         format!(
             "table {} in database {} at {} as user {}",
             db.table, db.database, db.server, db.user
@@ -130,6 +143,10 @@ impl Link {
             .tcp_connect_timeout(Some(CONNECT_TIMEOUT))
             .read_timeout(Some(IO_TIMEOUT))
             .write_timeout(Some(IO_TIMEOUT));
+        let builder = match self.tls_opts() {
+            Some(ssl) => builder.ssl_opts(ssl),
+            None => builder,
+        };
         let builder = match &db.server {
             Server::Tcp { host, port } => {
                 builder.ip_or_hostname(Some(host.clone())).tcp_port(*port)
@@ -139,9 +156,40 @@ impl Link {
         builder.into()
     }
 
+    /// TLS settings for the configured mode (MySQL's meanings: `prefer`
+    /// and `require` encrypt without checking the certificate, `verify_ca`
+    /// checks the chain against the given CA but not the host name).
+    fn tls_opts(&self) -> Option<SslOpts> {
+        let tls = &self.db.tls;
+        match tls.mode {
+            TlsMode::Disable => None,
+            _ if self.tls_refused => None,
+            TlsMode::Prefer | TlsMode::Require => Some(
+                SslOpts::default()
+                    .with_danger_accept_invalid_certs(true)
+                    .with_danger_skip_domain_validation(true),
+            ),
+            TlsMode::VerifyCa => Some(
+                SslOpts::default()
+                    .with_root_cert_path(tls.ca.clone())
+                    .with_danger_skip_domain_validation(true),
+            ),
+        }
+    }
+
     fn conn(&mut self) -> Result<&mut Conn, DbError> {
         if self.conn.is_none() {
-            self.conn = Some(Conn::new(self.opts())?);
+            let conn = match Conn::new(self.opts()) {
+                // `prefer`: a server without TLS gets a plain connection.
+                Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported))
+                    if self.db.tls.mode == TlsMode::Prefer =>
+                {
+                    self.tls_refused = true;
+                    Conn::new(self.opts())
+                }
+                other => other,
+            };
+            self.conn = Some(conn?);
         }
         Ok(self.conn.as_mut().expect("just connected"))
     }

@@ -20,6 +20,8 @@ pub const PASSWORD: &str = "change-me";
 
 pub struct MariaDb {
     child: Option<Child>,
+    /// Extra mariadbd options (e.g. TLS certificates).
+    extra_args: Vec<String>,
     pub port: u16,
     pub socket: PathBuf,
     datadir: PathBuf,
@@ -32,6 +34,11 @@ impl MariaDb {
     /// answers; then creates the counter database exactly as the README
     /// tells an admin to (examples/schema.sql, examples/grants.sql).
     pub fn start() -> MariaDb {
+        MariaDb::start_with(Vec::new())
+    }
+
+    /// [`MariaDb::start`] with extra `mariadbd` options.
+    pub fn start_with(extra_args: Vec<String>) -> MariaDb {
         let dir = TempDir::new("mariadb");
         let datadir = dir.path().join("data");
         // A private tmpdir: parallel bootstraps in a shared /tmp were seen
@@ -57,6 +64,7 @@ impl MariaDb {
         );
         let mut db = MariaDb {
             child: None,
+            extra_args,
             port: 0,
             socket: dir.path().join("mysqld.sock"),
             datadir,
@@ -100,6 +108,7 @@ impl MariaDb {
                     "--performance-schema=OFF",
                     "--skip-log-bin",
                 ])
+                .args(&self.extra_args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
