@@ -224,6 +224,36 @@ fn bad_config_refuses_to_start_and_names_the_option() {
             "bw_counter.max_hosts = 2000000: must be a whole number of hosts",
         ),
         (
+            "bad ledger table",
+            valid_options() + "bw_counter.mysql_ledger_table = \"a b\"\n",
+            "bw_counter.mysql_ledger_table = \"a b\": not a valid name",
+        ),
+        (
+            "relative spool file",
+            valid_options() + "bw_counter.spool_file = \"spool/bw\"\n",
+            "bw_counter.spool_file = \"spool/bw\": must be an absolute path",
+        ),
+        (
+            "spool directory missing",
+            valid_options() + "bw_counter.spool_file = \"/nonexistent/bw.spool\"\n",
+            "bw_counter.spool_file = \"/nonexistent/bw.spool\": its directory does not exist",
+        ),
+        (
+            "unknown TLS mode",
+            valid_options() + "bw_counter.mysql_ssl = \"on\"\n",
+            "bw_counter.mysql_ssl = \"on\": expected disable, prefer, require or verify_ca",
+        ),
+        (
+            "verify_ca without a CA",
+            valid_options() + "bw_counter.mysql_ssl = \"verify_ca\"\n",
+            "bw_counter.mysql_ssl_ca is required",
+        ),
+        (
+            "missing CA file",
+            valid_options() + "bw_counter.mysql_ssl = \"verify_ca\"\nbw_counter.mysql_ssl_ca = \"/nonexistent/ca.pem\"\n",
+            "bw_counter.mysql_ssl_ca = \"/nonexistent/ca.pem\": must be the absolute path of a readable PEM file",
+        ),
+        (
             "bad port",
             valid_options().replace("127.0.0.1:9", "127.0.0.1:70000"),
             "bw_counter.mysql_server = \"127.0.0.1:70000\": port \"70000\"",
