@@ -11,6 +11,7 @@
 #   make automake-proof
 #                  build lighttpd's own source tree with Makefile.am.snippet
 #                  applied, and load the module it built into that lighttpd
+#   make fuzz      run the fuzz targets (FUZZ_SECONDS=180 each)
 #
 # LIGHTTPD_SRC=/path/to/lighttpd-1.4.x builds against that tree instead of
 # the headers fetched for the installed lighttpd.
@@ -30,7 +31,7 @@ APT_PACKAGES_AUTOMAKE := autoconf automake libtool pkg-config make gcc \
 MODULES_DIR ?= $(shell for d in /usr/lib/lighttpd /usr/lib64/lighttpd /usr/local/lib/lighttpd; do \
 	[ -f $$d/mod_accesslog.so ] && { echo $$d; break; }; done)
 
-.PHONY: all deps deps-automake headers build install test unit-tests lint demo automake-proof clean
+.PHONY: all deps deps-automake headers build install test unit-tests lint demo automake-proof fuzz clean
 
 all: build
 
@@ -86,6 +87,17 @@ demo: build
 
 automake-proof: deps deps-automake headers
 	lighttpd-headers/automake-proof.sh
+
+# Fuzz the parsers of outside input (option values, Host headers, spool
+# files) with cargo-fuzz/libFuzzer, FUZZ_SECONDS each. cargo-fuzz wants a
+# nightly compiler; RUSTC_BOOTSTRAP=1 lets the stable one stand in.
+FUZZ_SECONDS ?= 180
+FUZZ_TARGETS := config_values host_key spool_parse
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean

@@ -93,6 +93,21 @@ impl Counters {
         }
     }
 
+    /// Adds to an existing (host, day) row; false (nothing done) if there
+    /// is none. The request path's fast case: one hash lookup.
+    pub fn add_existing(&mut self, host: &str, day: Day, traffic: Traffic) -> bool {
+        let Some(days) = self.hosts.get_mut(host) else {
+            return false;
+        };
+        match days.iter_mut().find(|(d, _)| *d == day) {
+            Some((_, t)) => {
+                t.add(traffic);
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.hosts.is_empty()
     }

@@ -18,11 +18,11 @@ pub mod config;
 pub mod counters;
 pub mod day;
 #[cfg_attr(test, allow(dead_code))]
-mod flush;
+pub mod flush;
 pub mod hostkey;
 pub mod log;
 #[cfg_attr(test, allow(dead_code))]
-mod module;
+pub mod module;
 #[cfg_attr(test, allow(dead_code))]
 mod spool;
 

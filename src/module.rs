@@ -122,6 +122,11 @@ impl<Z: Zone> Module<Z> {
         }
         let day = self.calendar.day(req.now);
         let host = self.keys.key(req.authority, req.server_name);
+        // A (host, day) row in pending was admitted on that day already:
+        // one hash lookup instead of two for the common case.
+        if self.pending.add_existing(host, day, traffic) {
+            return;
+        }
         let host = self.admission.admit(host, day);
         self.pending.add(host, day, traffic);
     }
@@ -196,7 +201,7 @@ impl<Z: Zone> Module<Z> {
         lines.extend(late);
         if !waiting.is_empty() {
             batches.push(Batch {
-                id: BatchIds::new().next(),
+                id: BatchIds::new().next_id(),
                 rows: waiting.rows(),
             });
         }

@@ -81,9 +81,16 @@ pub struct Stopped {
 }
 
 /// Batch ids: unique across processes, hosts and restarts.
+#[derive(Debug)]
 pub struct BatchIds {
     prefix: String,
     next: u64,
+}
+
+impl Default for BatchIds {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl BatchIds {
@@ -109,7 +116,7 @@ impl BatchIds {
         }
     }
 
-    pub fn next(&mut self) -> String {
+    pub fn next_id(&mut self) -> String {
         let id = format!("{}/{}", self.prefix, self.next);
         self.next += 1;
         id
@@ -311,7 +318,7 @@ impl Worker {
                     } else {
                         let rows = books.waiting.take().rows();
                         books.inflight = Some(Batch {
-                            id: self.ids.next(),
+                            id: self.ids.next_id(),
                             rows,
                         });
                     }
