@@ -12,6 +12,8 @@
 #                  build lighttpd's own source tree with Makefile.am.snippet
 #                  applied, and load the module it built into that lighttpd
 #   make fuzz      run the fuzz targets (FUZZ_SECONDS=180 each)
+#   make bench     benchmarks (by hand, not in CI): figures and ratios, see
+#                  bench/RESULTS.md
 #
 # LIGHTTPD_SRC=/path/to/lighttpd-1.4.x builds against that tree instead of
 # the headers fetched for the installed lighttpd.
@@ -23,6 +25,8 @@ SO := target/release/libmod_bw_counter.so
 # What the build, the tests and the demo need from Debian.
 APT_PACKAGES := lighttpd mariadb-server mariadb-client libclang-dev clang faketime openssl \
 	dpkg-dev xz-utils curl nghttp2-client ca-certificates
+# What the benchmarks need on top (load generator; mod_rrdtool's backend).
+APT_PACKAGES_BENCH := wrk rrdtool
 # What the automake proof needs on top (lighttpd's own build).
 APT_PACKAGES_AUTOMAKE := autoconf automake libtool pkg-config make gcc \
 	libpcre2-dev zlib1g-dev
@@ -31,7 +35,7 @@ APT_PACKAGES_AUTOMAKE := autoconf automake libtool pkg-config make gcc \
 MODULES_DIR ?= $(shell for d in /usr/lib/lighttpd /usr/lib64/lighttpd /usr/local/lib/lighttpd; do \
 	[ -f $$d/mod_accesslog.so ] && { echo $$d; break; }; done)
 
-.PHONY: all deps deps-automake headers build install test unit-tests lint demo automake-proof fuzz clean
+.PHONY: all deps deps-automake deps-bench headers build install test unit-tests lint demo automake-proof fuzz bench clean
 
 all: build
 
@@ -41,6 +45,9 @@ deps:
 
 deps-automake:
 	@$(call apt_install,$(APT_PACKAGES_AUTOMAKE))
+
+deps-bench:
+	@$(call apt_install,$(APT_PACKAGES_BENCH))
 
 define apt_install
 missing=""; for p in $(1); do \
@@ -87,6 +94,15 @@ demo: build
 
 automake-proof: deps deps-automake headers
 	lighttpd-headers/automake-proof.sh
+
+# Benchmarks print figures and ratios (A/B interleaved, medians); they are
+# not tests and assert nothing about time. The lighttpd ones need the
+# built module, like the tests.
+bench: deps deps-bench headers
+	$(CARGO) build --release
+	$(CARGO) bench --bench hot_path
+	$(CARGO) bench --bench flush
+	$(CARGO) bench --bench lighttpd
 
 # Fuzz the parsers of outside input (option values, Host headers, spool
 # files) with cargo-fuzz/libFuzzer, FUZZ_SECONDS each. cargo-fuzz wants a

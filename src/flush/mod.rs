@@ -31,8 +31,8 @@ use crate::config::DbConfig;
 use crate::counters::{Batch, Counters};
 use crate::log::LogQueue;
 
-use self::mysql::Delivered;
-use self::mysql::Link;
+pub use self::mysql::Delivered;
+pub use self::mysql::{DbError, Link, MAX_ROWS_PER_STATEMENT, ROWS_PER_STATEMENT};
 
 /// Retry delays after a failed flush: 1 s, 2 s, 4 s ... at most this.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);

@@ -16,9 +16,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Rows per INSERT statement: 4 placeholders a row, far below the server's
-/// limit of 65,535 per statement, and a statement of a few hundred KiB.
-const ROWS_PER_STATEMENT: usize = 1000;
-const _: () = assert!(ROWS_PER_STATEMENT * 4 <= 65_535, "placeholder limit");
+/// limit of 65,535 per statement, and a statement of a few hundred KiB
+/// (bench/flush.rs measures the curve).
+pub const ROWS_PER_STATEMENT: usize = 1000;
+/// The server refuses more placeholders in one statement.
+pub const MAX_ROWS_PER_STATEMENT: usize = 65_535 / 4;
+const _: () = assert!(ROWS_PER_STATEMENT <= MAX_ROWS_PER_STATEMENT);
 
 /// Deadlock (1213) and lock-wait timeout (1205) roll the transaction back;
 /// trying again at once is the documented remedy. This many attempts.
@@ -91,6 +94,7 @@ pub struct Link {
     ledger_ok: bool,
     /// `prefer` found a server without TLS.
     tls_refused: bool,
+    rows_per_statement: usize,
     last_prune: Option<std::time::Instant>,
     notices: Vec<String>,
 }
@@ -102,6 +106,7 @@ impl Link {
             conn: None,
             ledger_ok: true,
             tls_refused: false,
+            rows_per_statement: ROWS_PER_STATEMENT,
             last_prune: None,
             notices: Vec::new(),
         }
@@ -124,6 +129,11 @@ impl Link {
             "table {} in database {} at {} as user {}",
             db.table, db.database, db.server, db.user
         )
+    }
+
+    /// For benchmarks: statement size, 1 to [`MAX_ROWS_PER_STATEMENT`].
+    pub fn set_rows_per_statement(&mut self, rows: usize) {
+        self.rows_per_statement = rows.clamp(1, MAX_ROWS_PER_STATEMENT);
     }
 
     /// Lines worth logging that are not errors of the current call.
@@ -273,6 +283,7 @@ impl Link {
         let table = self.db.table.quoted();
         let ledger = self.db.ledger.quoted();
         let use_ledger = self.ledger_ok;
+        let rows_per_statement = self.rows_per_statement;
         let conn = self.conn()?;
         let mut tx = conn.start_transaction(TxOpts::default())?;
         if use_ledger {
@@ -293,7 +304,7 @@ impl Link {
                 }
             }
         }
-        for chunk in batch.rows.chunks(ROWS_PER_STATEMENT) {
+        for chunk in batch.rows.chunks(rows_per_statement) {
             let params: Vec<Value> = chunk
                 .iter()
                 .flat_map(|r| {
