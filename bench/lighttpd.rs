@@ -197,15 +197,6 @@ fn isolation(rounds: u64, secs: u64) {
     );
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
-}
-
 /// Sends one request each for `n` new host names, pipelined.
 fn distinct_hosts(port: u16, n: usize, tag: &str) {
     let mut sent = 0;
@@ -246,9 +237,9 @@ fn memory(db: &MariaDb) {
             }
             let l = Lighttpd::start(&s);
             distinct_hosts(l.port, 2_000, "warm"); // lighttpd's own buffers first
-            let before = rss_kib(l.pid());
+            let before = common::rss_kib(l.pid());
             distinct_hosts(l.port, n, "new");
-            growth.push(rss_kib(l.pid()).saturating_sub(before) as f64 * 1024.0);
+            growth.push(common::rss_kib(l.pid()).saturating_sub(before) as f64 * 1024.0);
         }
         let per_host = (growth[1] - growth[0]) / n as f64;
         println!(

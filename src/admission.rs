@@ -6,6 +6,7 @@
 //! overflow row, [`OVERFLOW`]: never dropped. The admitted set starts over
 //! with each day, so memory stays bounded by the cap.
 
+use crate::fnv::fnv1a64;
 use std::collections::HashSet;
 
 use crate::day::Day;
@@ -101,14 +102,6 @@ impl Admission {
     pub fn cap(&self) -> usize {
         self.cap
     }
-}
-
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 #[cfg(test)]

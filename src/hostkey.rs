@@ -17,6 +17,8 @@
 //!    digits of a 64-bit FNV-1a hash of the whole key: deterministic, so one
 //!    long name always lands in one row, and distinct names stay distinct.
 
+use crate::fnv::fnv1a64;
+
 /// Key for requests without any host name.
 pub const NO_HOST: &str = "_nohost";
 
@@ -104,15 +106,6 @@ fn escape_into(host: &[u8], out: &mut String) {
             _ => out.push_str(&format!("\\x{b:02X}")),
         }
     }
-}
-
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod counters;
 pub mod day;
 #[cfg_attr(test, allow(dead_code))]
 pub mod flush;
+mod fnv;
 pub mod hostkey;
 pub mod log;
 #[cfg_attr(test, allow(dead_code))]

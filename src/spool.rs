@@ -14,6 +14,7 @@
 //! their batch id, so a replay of a batch that had in fact committed is
 //! recognised by the ledger and not counted twice.
 
+use crate::fnv::fnv1a64;
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -165,14 +166,6 @@ pub fn claim(path: &Path) -> io::Result<Option<(PathBuf, Parsed)>> {
     }
     let text = fs::read(&claimed)?;
     Ok(Some((claimed, parse(&text))))
-}
-
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 #[cfg(test)]

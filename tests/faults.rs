@@ -33,15 +33,6 @@ fn get_raw_host(port: u16, host: Option<&[u8]>) -> u16 {
         .map_or(0, |r| r.status)
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("VmRSS")
-}
-
 #[test]
 fn hostile_host_headers_are_bound_escaped_and_all_counted() {
     let db = MariaDb::start();
@@ -115,7 +106,7 @@ fn a_flood_of_random_hosts_is_capped_per_day_and_still_counted() {
             200
         );
     }
-    let rss_before = rss_kib(l.pid());
+    let rss_before = common::rss_kib(l.pid());
     // The flood: many connections, each pipelining requests for new random
     // names, spread over several report intervals; the real sites keep
     // getting traffic throughout.
@@ -146,7 +137,7 @@ fn a_flood_of_random_hosts_is_capped_per_day_and_still_counted() {
         batch += 1;
     }
     let flood_secs = started.elapsed().as_secs_f64();
-    let rss_after = rss_kib(l.pid());
+    let rss_after = common::rss_kib(l.pid());
     l.expect_log("bw_counter.max_hosts = 50 reached", Duration::from_secs(10));
     l.stop_ok();
 

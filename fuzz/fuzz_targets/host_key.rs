@@ -2,6 +2,9 @@
 //! key is printable ASCII, fits the column, and is the same every time.
 #![no_main]
 
+#[path = "../../src/fnv.rs"]
+mod fnv;
+
 #[path = "../../src/hostkey.rs"]
 mod hostkey;
 

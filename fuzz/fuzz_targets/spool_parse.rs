@@ -2,6 +2,9 @@
 //! panics, and what it accepts survives a round trip unchanged.
 #![no_main]
 
+#[path = "../../src/fnv.rs"]
+mod fnv;
+
 #[path = "../../src/counters.rs"]
 #[allow(dead_code)]
 mod counters;

@@ -157,3 +157,13 @@ pub fn group_alive(pid: u32) -> bool {
         f.len() > 2 && f[0] != "Z" && f[2] == pid.to_string()
     })
 }
+
+/// Resident memory of a process, KiB (from /proc/<pid>/status).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS")
+}
