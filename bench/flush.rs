@@ -136,10 +136,10 @@ fn main() {
         if bm <= 2.0 { "met" } else { "MISSED" },
         if pm / bm >= 20.0 { "met" } else { "MISSED" }
     );
-    println!("statement size curve (100k rows, median of 3 interleaved rounds):");
+    println!("statement size curve (100k rows, median of {rounds} interleaved rounds):");
     let sizes = [10usize, 100, 250, 500, 1000, 2000, 5000, 16_383];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); sizes.len()];
-    for r in 0..3 {
+    for r in 0..rounds {
         for (i, size) in sizes.iter().enumerate() {
             let id = format!("bench/c/{size}/{r}");
             times[i].push(batched(&db, rows(n, 200 + r), *size, &id).as_secs_f64());
