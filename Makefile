@@ -24,7 +24,7 @@ SO := target/release/libmod_bw_counter.so
 
 # What the build, the tests and the demo need from Debian.
 APT_PACKAGES := lighttpd mariadb-server mariadb-client libclang-dev clang faketime openssl \
-	dpkg-dev xz-utils curl nghttp2-client ca-certificates
+	dpkg-dev xz-utils curl nghttp2-client python3-h2 ca-certificates
 # What the benchmarks need on top (load generator; mod_rrdtool's backend).
 APT_PACKAGES_BENCH := wrk rrdtool
 # What the automake proof needs on top (lighttpd's own build).

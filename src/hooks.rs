@@ -155,7 +155,9 @@ pub unsafe extern "C" fn handle_trigger(srv: *mut ffi::server, p_d: *mut c_void)
 // - handle_request_reset: a request whose headers were parsed
 //   (rqst_header_len > 0) but that never got a status (client gave up
 //   during an upload, or a timeout) never reaches request_done and is
-//   missing from the access log; its bytes are counted here. Requests with
+//   missing from the access log; its bytes are counted here (for an HTTP/2
+//   stream, lighttpd has zeroed its read counters just before this hook,
+//   so they are rebuilt from what they held). Requests with
 //   a status are left alone here: either request_done counted them, or the
 //   reset comes from an error-handler restart of a request that request_done
 //   will still see. Resets after the request was reset once (connection
@@ -206,27 +208,19 @@ unsafe fn request_log(r: *const ffi::request_st) -> ErrorLog {
     }
 }
 
-/// The body of both request hooks: count `r` if `should_count` says so.
-///
-/// # Safety
-/// `r` and `p_d` must be what lighttpd passed to a request hook.
-unsafe fn count_request(
-    hook: &str,
+pub unsafe extern "C" fn handle_request_done(
     r: *mut ffi::request_st,
     p_d: *mut c_void,
-    should_count: impl FnOnce(&ffi::request_st) -> bool,
 ) -> ffi::handler_t {
     // SAFETY: lighttpd passes a live request.
     let log = unsafe { request_log(r) };
-    guarded(hook, log, ffi::HANDLER_GO_ON, || {
+    guarded("handle_request_done", log, ffi::HANDLER_GO_ON, || {
         // SAFETY: r is live for the duration of the hook; p_d is ours and
         // used on lighttpd's thread only.
         unsafe {
             #[cfg(feature = "panic-test")]
-            if lighttpd::buffer_bytes(&(*r).uri.authority) == b"panic.test" {
-                panic!("forced by the panic-test feature in {hook}");
-            }
-            if !is_h2_connection_record(r) && should_count(&*r) {
+            panic_if_asked(r);
+            if !is_h2_connection_record(r) {
                 if let Some(module) = module(p_d) {
                     module.count(request_of(r));
                 }
@@ -236,23 +230,59 @@ unsafe fn count_request(
     })
 }
 
-pub unsafe extern "C" fn handle_request_done(
-    r: *mut ffi::request_st,
-    p_d: *mut c_void,
-) -> ffi::handler_t {
-    // SAFETY: called by lighttpd with its request and our plugin data.
-    unsafe { count_request("handle_request_done", r, p_d, |_| true) }
+/// Test builds only: a request for host "panic.test" panics in the hook.
+///
+/// # Safety
+/// `r` must be a live request lighttpd passed to a hook.
+#[cfg(feature = "panic-test")]
+unsafe fn panic_if_asked(r: *const ffi::request_st) {
+    // SAFETY: per the caller.
+    if unsafe { lighttpd::buffer_bytes(&(*r).uri.authority) } == b"panic.test" {
+        panic!("forced by the panic-test feature in a request hook");
+    }
 }
 
 pub unsafe extern "C" fn handle_request_reset(
     r: *mut ffi::request_st,
     p_d: *mut c_void,
 ) -> ffi::handler_t {
-    // SAFETY: called by lighttpd with its request and our plugin data.
+    // SAFETY: lighttpd passes a live request.
+    let log = unsafe { request_log(r) };
+    guarded("handle_request_reset", log, ffi::HANDLER_GO_ON, || {
+        // SAFETY: r is live for the duration of the hook; p_d is ours and
+        // used on lighttpd's thread only.
+        unsafe {
+            #[cfg(feature = "panic-test")]
+            panic_if_asked(r);
+            let req = &*r;
+            if req.http_status != 0 || req.rqst_header_len == 0 || is_h2_connection_record(r) {
+                return ffi::HANDLER_GO_ON;
+            }
+            let mut request = request_of(r);
+            if is_h2_stream(r) {
+                // The stream's read counters are already zeroed here (see
+                // the shim); count what they held.
+                request.bytes_in = ffi::bwc_h2_stream_bytes_in_at_reset(r);
+            }
+            if let Some(module) = module(p_d) {
+                module.count(request);
+            }
+        }
+        ffi::HANDLER_GO_ON
+    })
+}
+
+/// An HTTP/2 stream (not the connection's own request).
+///
+/// # Safety
+/// `r` must be a live request lighttpd passed to a hook.
+unsafe fn is_h2_stream(r: *const ffi::request_st) -> bool {
+    // SAFETY: per the caller; r->con is the request's live connection.
     unsafe {
-        count_request("handle_request_reset", r, p_d, |req| {
-            req.http_status == 0 && req.rqst_header_len > 0
-        })
+        let req = &*r;
+        req.http_version == ffi::HTTP_VERSION_2
+            && !req.con.is_null()
+            && !std::ptr::eq(r, std::ptr::addr_of!((*req.con).request))
     }
 }
 

@@ -412,3 +412,112 @@ fn two_workers_each_flush_their_own_deltas() {
     assert_eq!(records.len(), n, "every request logged");
     oracle::assert_table_matches_access_log(&l.access_log, &db, None);
 }
+
+/// An HTTP/2 client that can stop half way: POSTs `send` bytes of a body
+/// declared as `declared` bytes on one stream, then either finishes (and
+/// prints the status) or cancels the stream with RST_STREAM. Uses Debian's
+/// python3-h2 (no HTTP/2 client on the machine can abort mid-body).
+const H2_POST: &str = r#"
+import socket, sys, time
+import h2.config, h2.connection, h2.events
+port, host, path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+declared, send, abort = int(sys.argv[4]), int(sys.argv[5]), sys.argv[6] == "abort"
+s = socket.create_connection(("127.0.0.1", port))
+s.settimeout(20)
+c = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+c.initiate_connection()
+sid = c.get_next_available_stream_id()
+c.send_headers(sid, [(":method", "POST"), (":path", path), (":scheme", "http"),
+                     (":authority", host), ("content-length", str(declared))])
+body = b"u" * send
+for i in range(0, len(body), 16384):
+    c.send_data(sid, body[i:i + 16384])
+if not abort:
+    c.end_stream(sid)
+s.sendall(c.data_to_send())
+if abort:
+    time.sleep(0.5)  # lighttpd reads what was sent
+    c.reset_stream(sid, error_code=8)  # CANCEL
+    s.sendall(c.data_to_send())
+    time.sleep(0.5)
+    s.close()
+    print("cancelled")
+    sys.exit(0)
+status = None
+while True:
+    data = s.recv(65536)
+    if not data:
+        break
+    ended = False
+    for e in c.receive_data(data):
+        if isinstance(e, h2.events.ResponseReceived):
+            status = dict(e.headers)[":status"]
+        elif isinstance(e, h2.events.DataReceived):
+            c.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+        elif isinstance(e, h2.events.StreamEnded) and e.stream_id == sid:
+            ended = True
+    s.sendall(c.data_to_send())
+    if ended:
+        break
+print(status)
+"#;
+
+fn h2_post(port: u16, host: &str, declared: usize, send: usize, abort: bool) -> String {
+    let out = common::run(
+        Command::new("/usr/bin/python3")
+            .args(["-c", H2_POST])
+            .args([
+                port.to_string().as_str(),
+                host,
+                "/upload.sh",
+                declared.to_string().as_str(),
+                send.to_string().as_str(),
+                if abort { "abort" } else { "finish" },
+            ]),
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.status.success(),
+        "h2 client: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn aborted_http2_upload_counts_what_the_client_sent() {
+    let db = MariaDb::start();
+    let mut l = Lighttpd::start(&setup(&db, 1, ""));
+    // The same request, once complete: its %I tells lighttpd's HTTP/1-style
+    // length of these headers (same host length, same content-length
+    // digits), which an HTTP/2 client cannot see on the wire.
+    assert_eq!(
+        h2_post(l.port, "full.example", 40_000, 40_000, false),
+        "200"
+    );
+    assert_eq!(
+        h2_post(l.port, "abrt.example", 99_999, 30_000, true),
+        "cancelled"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    stop(&mut l);
+
+    let records = oracle::read_access_log(&l.access_log);
+    assert!(
+        records.iter().all(|r| r.host != "abrt.example"),
+        "no status, no access-log line: {records:?}"
+    );
+    let full = records
+        .iter()
+        .find(|r| r.host == "full.example")
+        .expect("complete upload logged");
+    let header_len = full.bytes_in - 40_000;
+    let totals = oracle::table_totals(&db);
+    assert_eq!(totals.get("full.example").map(|t| t.0), Some(full.bytes_in));
+    let aborted = totals.get("abrt.example").copied().unwrap_or_default();
+    assert_eq!(
+        aborted.0,
+        header_len + 30_000,
+        "headers and every DATA byte the client sent: {totals:?}"
+    );
+}
