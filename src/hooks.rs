@@ -184,17 +184,28 @@ unsafe fn request_of<'a>(r: *const ffi::request_st) -> Request<'a> {
     }
 }
 
-/// The HTTP/2 connection's own request (see above).
-///
+/// Where an HTTP/2 request sits: the connection's own request (whose
+/// request_done is the connection record, see above) or one of its streams.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum H2 {
+    Http1,
+    ConnectionRecord,
+    Stream,
+}
+
 /// # Safety
 /// `r` must be a live request lighttpd passed to a hook.
-unsafe fn is_h2_connection_record(r: *const ffi::request_st) -> bool {
+unsafe fn h2_kind(r: *const ffi::request_st) -> H2 {
     // SAFETY: per the caller; r->con is the request's live connection.
     unsafe {
         let req = &*r;
-        req.http_version == ffi::HTTP_VERSION_2
-            && !req.con.is_null()
-            && std::ptr::eq(r, std::ptr::addr_of!((*req.con).request))
+        if req.http_version != ffi::HTTP_VERSION_2 || req.con.is_null() {
+            H2::Http1
+        } else if std::ptr::eq(r, std::ptr::addr_of!((*req.con).request)) {
+            H2::ConnectionRecord
+        } else {
+            H2::Stream
+        }
     }
 }
 
@@ -220,7 +231,7 @@ pub unsafe extern "C" fn handle_request_done(
         unsafe {
             #[cfg(feature = "panic-test")]
             panic_if_asked(r);
-            if !is_h2_connection_record(r) {
+            if h2_kind(r) != H2::ConnectionRecord {
                 if let Some(module) = module(p_d) {
                     module.count(request_of(r));
                 }
@@ -255,11 +266,14 @@ pub unsafe extern "C" fn handle_request_reset(
             #[cfg(feature = "panic-test")]
             panic_if_asked(r);
             let req = &*r;
-            if req.http_status != 0 || req.rqst_header_len == 0 || is_h2_connection_record(r) {
+            if req.http_status != 0
+                || req.rqst_header_len == 0
+                || h2_kind(r) == H2::ConnectionRecord
+            {
                 return ffi::HANDLER_GO_ON;
             }
             let mut request = request_of(r);
-            if is_h2_stream(r) {
+            if h2_kind(r) == H2::Stream {
                 // The stream's read counters are already zeroed here (see
                 // the shim); count what they held.
                 request.bytes_in = ffi::bwc_h2_stream_bytes_in_at_reset(r);
@@ -270,20 +284,6 @@ pub unsafe extern "C" fn handle_request_reset(
         }
         ffi::HANDLER_GO_ON
     })
-}
-
-/// An HTTP/2 stream (not the connection's own request).
-///
-/// # Safety
-/// `r` must be a live request lighttpd passed to a hook.
-unsafe fn is_h2_stream(r: *const ffi::request_st) -> bool {
-    // SAFETY: per the caller; r->con is the request's live connection.
-    unsafe {
-        let req = &*r;
-        req.http_version == ffi::HTTP_VERSION_2
-            && !req.con.is_null()
-            && !std::ptr::eq(r, std::ptr::addr_of!((*req.con).request))
-    }
 }
 
 pub unsafe extern "C" fn cleanup(p_d: *mut c_void) {
