@@ -22,9 +22,15 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SO := target/release/libmod_bw_counter.so
 
-# What the build, the tests and the demo need from Debian.
-APT_PACKAGES := lighttpd mariadb-server mariadb-client libclang-dev clang faketime openssl \
-	dpkg-dev xz-utils curl nghttp2-client python3-h2 ca-certificates
+# What building the module needs from Debian: the lighttpd it is built for
+# (fetch.sh reads its version), bindgen's libclang, a C compiler for the
+# shim, and what fetch.sh needs to unpack Debian's source package.
+APT_PACKAGES := lighttpd libclang-dev clang gcc libc6-dev dpkg-dev xz-utils ca-certificates
+# What the demo needs on top: a MariaDB to start privately, a client.
+APT_PACKAGES_DEMO := mariadb-server mariadb-client curl
+# What the tests need on top: MariaDB, the clients they drive lighttpd
+# with, openssl for test certificates, libfaketime for the midnight test.
+APT_PACKAGES_TEST := $(APT_PACKAGES_DEMO) faketime openssl nghttp2-client python3-h2
 # What the benchmarks need on top (load generator; mod_rrdtool's backend).
 APT_PACKAGES_BENCH := wrk rrdtool
 # What the automake proof needs on top (lighttpd's own build).
@@ -35,13 +41,19 @@ APT_PACKAGES_AUTOMAKE := autoconf automake libtool pkg-config make gcc \
 MODULES_DIR ?= $(shell for d in /usr/lib/lighttpd /usr/lib64/lighttpd /usr/local/lib/lighttpd; do \
 	[ -f $$d/mod_accesslog.so ] && { echo $$d; break; }; done)
 
-.PHONY: all deps deps-automake deps-bench headers build install test unit-tests lint demo automake-proof fuzz bench clean
+.PHONY: all deps deps-demo deps-test deps-automake deps-bench headers build install test lint demo automake-proof fuzz bench clean
 
 all: build
 
 # Installs missing Debian packages (needs root; prints the command otherwise).
 deps:
 	@$(call apt_install,$(APT_PACKAGES))
+
+deps-demo:
+	@$(call apt_install,$(APT_PACKAGES_DEMO))
+
+deps-test:
+	@$(call apt_install,$(APT_PACKAGES_TEST))
 
 deps-automake:
 	@$(call apt_install,$(APT_PACKAGES_AUTOMAKE))
@@ -81,15 +93,16 @@ lint: deps headers
 
 # cargo test does not rebuild the cdylib the integration tests load, so
 # build it first (the tests refuse a stale one). The panic-test build (a
-# hook that panics on purpose) is kept next to it for the panic-guard test.
-test: deps headers lint
-	$(CARGO) build --release --features panic-test
-	install -D -m 0644 $(SO) target/release/panic-test/libmod_bw_counter.so
+# hook that panics on purpose) has a target directory of its own, so the
+# two builds never overwrite each other.
+PANIC_TEST_TARGET := target/panic-test
+test: deps deps-test headers lint
+	$(CARGO) build --release --features panic-test --target-dir $(PANIC_TEST_TARGET)
 	$(CARGO) build --release
 	$(CARGO) test --release
 	$(MAKE) automake-proof
 
-demo: build
+demo: build deps-demo
 	examples/demo.sh $(SO)
 
 automake-proof: deps deps-automake headers
@@ -98,7 +111,7 @@ automake-proof: deps deps-automake headers
 # Benchmarks print figures and ratios (A/B interleaved, medians); they are
 # not tests and assert nothing about time. The lighttpd ones need the
 # built module, like the tests.
-bench: deps deps-bench headers
+bench: deps deps-test deps-bench headers
 	$(CARGO) build --release
 	$(CARGO) bench --bench hot_path
 	$(CARGO) bench --bench flush

@@ -4,7 +4,6 @@
 
 use std::fs;
 use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
@@ -21,33 +20,40 @@ pub fn module_path() -> PathBuf {
     if let Some(p) = std::env::var_os("BWC_MODULE") {
         return PathBuf::from(p);
     }
-    built_module("libmod_bw_counter.so")
+    let profile_dir = profile_dir();
+    built_module(&profile_dir.join("libmod_bw_counter.so"), "")
 }
 
-/// The module built with `--features panic-test` (see the Makefile).
+/// The module built with `--features panic-test` into its own target
+/// directory, `target/panic-test` (see the Makefile).
 pub fn panic_test_module_path() -> PathBuf {
-    built_module("panic-test/libmod_bw_counter.so")
+    let profile_dir = profile_dir();
+    let target = profile_dir.parent().expect("target/");
+    let so = target
+        .join("panic-test")
+        .join(profile_dir.file_name().unwrap())
+        .join("libmod_bw_counter.so");
+    built_module(&so, " --features panic-test --target-dir target/panic-test")
 }
 
-fn built_module(name: &str) -> PathBuf {
+/// `target/<profile>`, from this test binary's `target/<profile>/deps/…`.
+fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/<test> -> target/<profile>/libmod_bw_counter.so
-    let profile_dir = exe
-        .parent()
+    exe.parent()
         .and_then(Path::parent)
-        .expect("target/<profile>");
-    let so = profile_dir.join(name);
-    let profile = profile_dir.file_name().unwrap().to_string_lossy();
-    let flag = if profile == "release" {
-        " --release"
-    } else {
-        ""
-    };
-    let built = fs::metadata(&so)
+        .expect("target/<profile>")
+        .to_path_buf()
+}
+
+/// `so` if it was built after the last change to the sources.
+fn built_module(so: &Path, build_flags: &str) -> PathBuf {
+    let release = profile_dir().file_name().is_some_and(|p| p == "release");
+    let flags = format!("{}{build_flags}", if release { " --release" } else { "" });
+    let built = fs::metadata(so)
         .and_then(|m| m.modified())
         .unwrap_or_else(|_| {
             panic!(
-                "{} not built: run `make test`, or `cargo build{flag}` first",
+                "{} not built: run `make test`, or `cargo build{flags}` first",
                 so.display()
             )
         });
@@ -60,10 +66,10 @@ fn built_module(name: &str) -> PathBuf {
     ]);
     assert!(
         built >= newest,
-        "{} is older than the sources: run `cargo build{flag}` before the tests",
+        "{} is older than the sources: run `cargo build{flags}` before the tests",
         so.display()
     );
-    so
+    so.to_path_buf()
 }
 
 fn newest_mtime(paths: &[PathBuf]) -> std::time::SystemTime {
@@ -260,15 +266,7 @@ impl Lighttpd {
         // Its own process group: lighttpd's watcher (server.max-worker)
         // signals its whole group, which must not include the test runner;
         // and Drop can then kill the workers along with the watcher.
-        cmd.process_group(0);
-        // SAFETY: prctl in the child between fork and exec touches no
-        // memory: lighttpd dies with the test if the test is killed.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        super::own_group_dies_with_test(&mut cmd);
         let child = cmd.spawn().expect("spawn lighttpd");
         self.child = Some(child);
         match self.wait_until_serving(Duration::from_secs(15)) {

@@ -2,7 +2,6 @@
 //! loopback TCP port and a unix socket; stopped and deleted on drop.
 
 use std::fs;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -112,15 +111,7 @@ impl MariaDb {
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
-            cmd.process_group(0);
-            // SAFETY: prctl in the child between fork and exec touches no
-            // memory: the server dies with the test if the test is killed.
-            unsafe {
-                cmd.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    Ok(())
-                });
-            }
+            super::own_group_dies_with_test(&mut cmd);
             let mut child = cmd.spawn().expect("spawn mariadbd");
             let ready = wait_for(Duration::from_secs(30), || {
                 if let Ok(Some(_)) = child.try_wait() {

@@ -126,6 +126,24 @@ pub fn run(cmd: &mut std::process::Command, timeout: Duration) -> std::process::
     }
 }
 
+/// Starts `cmd` in a process group of its own (so that it and whatever it
+/// forks can be signalled together, and a server that signals its group
+/// does not hit the test runner), and has it killed if the test process
+/// dies first (PR_SET_PDEATHSIG): no server outlives a killed test run.
+pub fn own_group_dies_with_test(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+    // SAFETY: the closure runs in the child between fork and exec, where
+    // only async-signal-safe calls are allowed: prctl(2) is a plain system
+    // call that touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
 /// Sends `sig` to `pid`.
 pub fn signal(pid: u32, sig: libc::c_int) {
     assert!(pid > 1, "refusing to signal pid {pid}");
