@@ -14,9 +14,9 @@
 //!   `LIGHTTPD_BUILD_SYSTEM` (`autotools`, the default and what Debian uses;
 //!   `meson`; `cmake`) computes it.
 //!
-//! Outputs: `$OUT_DIR/bindings.rs` (included by `src/ffi.rs`),
-//! `$OUT_DIR/lighttpd_version.rs` (version constants), the static `bwcshim`
-//! library, and `lighttpd_1_4_NN`-style cfgs for version-dependent code.
+//! Outputs: `$OUT_DIR/bindings.rs` and `$OUT_DIR/lighttpd_version.rs` (the
+//! plugin version id), both included by `src/ffi.rs`, and the static
+//! `bwcshim` library.
 
 use std::env;
 use std::fs;
@@ -269,29 +269,19 @@ fn compile_shim(headers_dir: &Path, include_dirs: &[PathBuf]) {
     build.warnings(true).compile("bwcshim");
 }
 
+/// The plugin version id for `plugin.version`, and a warning when the
+/// headers are not the installed lighttpd's. (No version cfgs: bindgen and
+/// the shim follow the headers, and no code depends on the release yet.)
 fn emit_version(out_dir: &Path, version: &str, version_id: u32) {
-    let (major, minor, patch) = parse_version(version).unwrap();
     fs::write(
         out_dir.join("lighttpd_version.rs"),
         format!(
-            "/// Version of the lighttpd headers this build was generated from.\n\
-             pub const LIGHTTPD_VERSION: &str = \"{version}\";\n\
-             /// What lighttpd compares with `plugin.version` before loading us.\n\
+            "/// What lighttpd compares with `plugin.version` before loading us\n\
+             /// (lighttpd {version}).\n\
              pub const LIGHTTPD_VERSION_ID: usize = {version_id:#x};\n"
         ),
     )
     .unwrap();
-    // Version cfgs (`lighttpd_1_4_69`, and `lighttpd_ge_1_4_NN` for every
-    // earlier 1.4 release) so version-dependent code says which release it
-    // means instead of guessing from a layout.
-    println!("cargo:rustc-check-cfg=cfg(lighttpd_{major}_{minor}_{patch})");
-    println!("cargo:rustc-cfg=lighttpd_{major}_{minor}_{patch}");
-    for p in 60..=99u32 {
-        println!("cargo:rustc-check-cfg=cfg(lighttpd_ge_1_4_{p})");
-        if (major, minor) == (1, 4) && patch >= p || (major, minor) > (1, 4) {
-            println!("cargo:rustc-cfg=lighttpd_ge_1_4_{p}");
-        }
-    }
     if let Some(installed) = installed_lighttpd_version() {
         if installed != version {
             println!(
