@@ -16,7 +16,7 @@ use common::mariadb::{MariaDb, DATABASE, PASSWORD, TABLE, USER};
 use mod_bw_counter::config::{self, DbConfig, Password, Server, Tls};
 use mod_bw_counter::counters::{Batch, Row, Traffic};
 use mod_bw_counter::day::Day;
-use mod_bw_counter::flush::Link;
+use mod_bw_counter::flush::{Link, Sink};
 
 fn rows(n: usize, round: usize) -> Vec<Row> {
     let mut v: Vec<Row> = (0..n)

@@ -4,68 +4,53 @@
 //! and noisy). `make bench` runs it; targets: < 50 ns and 0 allocations
 //! for a known host.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use mod_bw_counter::module::{Module, Request};
-
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: delegates to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use mod_bw_counter::alloc_count::{self, Counting};
+use mod_bw_counter::counters::Traffic;
+use mod_bw_counter::request::Counted;
+use mod_bw_counter::tally::Tally;
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
 const NOW: i64 = 1_795_910_000;
 
-fn req(host: &[u8]) -> Request<'_> {
-    Request {
+/// Distinct hosts below the max_hosts cap: each new one gets its own row.
+const MAX_HOSTS: usize = 10_000;
+
+fn req(host: &[u8]) -> Counted<'_> {
+    Counted {
         authority: host,
         server_name: b"",
-        bytes_in: 400,
-        bytes_out: 12_000,
+        traffic: Traffic {
+            bytes_in: 400,
+            bytes_out: 12_000,
+        },
         now: NOW,
     }
 }
 
 /// (ns per request, allocations per request) for `n` requests to one host.
 fn known_host(n: u64) -> (f64, f64) {
-    let mut m = Module::new();
+    let mut m = Tally::new(MAX_HOSTS);
     let host = b"www.example.org:443".as_slice();
     m.count(req(host));
-    let a0 = ALLOCS.load(Ordering::Relaxed);
+    let a0 = alloc_count::this_thread();
     let t = Instant::now();
     for _ in 0..n {
         m.count(black_box(req(host)));
     }
     let ns = t.elapsed().as_nanos() as f64 / n as f64;
-    (ns, (ALLOCS.load(Ordering::Relaxed) - a0) as f64 / n as f64)
+    (ns, (alloc_count::this_thread() - a0) as f64 / n as f64)
 }
 
 /// The same for `hosts.len()` requests, each to a host not seen before
 /// (below the max_hosts cap, so each gets its own row).
 fn new_hosts(hosts: &[Vec<u8>]) -> (f64, f64) {
-    let mut m = Module::new();
-    let a0 = ALLOCS.load(Ordering::Relaxed);
+    let mut m = Tally::new(MAX_HOSTS);
+    let a0 = alloc_count::this_thread();
     let t = Instant::now();
     for h in hosts {
         m.count(black_box(req(h)));
@@ -73,7 +58,7 @@ fn new_hosts(hosts: &[Vec<u8>]) -> (f64, f64) {
     let ns = t.elapsed().as_nanos() as f64 / hosts.len() as f64;
     (
         ns,
-        (ALLOCS.load(Ordering::Relaxed) - a0) as f64 / hosts.len() as f64,
+        (alloc_count::this_thread() - a0) as f64 / hosts.len() as f64,
     )
 }
 

@@ -18,11 +18,6 @@ int64_t bwc_request_bytes_out(const struct request_st *r)
     return (int64_t)http_request_stats_bytes_out(r);
 }
 
-int64_t bwc_h2_stream_bytes_in_at_reset(const struct request_st *r)
-{
-    return (int64_t)r->rqst_header_len + (int64_t)r->reqbody_queue.bytes_in;
-}
-
 void bwc_log(struct fdlog_st *errh, const char *file, unsigned int line,
              const char *msg, size_t len)
 {

@@ -20,13 +20,6 @@ int64_t bwc_request_bytes_in(const struct request_st *r);
 /* http_request_stats_bytes_out(r): response bytes written (mod_accesslog %O). */
 int64_t bwc_request_bytes_out(const struct request_st *r);
 
-/* What http_request_stats_bytes_in(r) would have said for an HTTP/2 stream
- * that is being reset without a status: lighttpd (h2.c request_release)
- * zeroes the stream's read_queue counters before the reset hook runs, but
- * they were the HTTP/1-style header length (rqst_header_len) plus the DATA
- * payload (reqbody_queue.bytes_in), both still intact at that point. */
-int64_t bwc_h2_stream_bytes_in_at_reset(const struct request_st *r);
-
 /* log_error(errh, file, line, "%.*s", len, msg): the message is data, never a
  * printf format. */
 void bwc_log(struct fdlog_st *errh, const char *file, unsigned int line,

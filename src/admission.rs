@@ -6,10 +6,10 @@
 //! overflow row, [`OVERFLOW`]: never dropped. The admitted set starts over
 //! with each day, so memory stays bounded by the cap.
 
-use crate::fnv::fnv1a64;
 use std::collections::HashSet;
 
 use crate::day::Day;
+use crate::fnv::fnv1a64;
 
 /// Row key for the bytes of hosts beyond the cap.
 pub const OVERFLOW: &str = "_other";

@@ -7,6 +7,7 @@
 //! the work of two.
 
 use std::collections::HashMap;
+use std::ops::{Add, AddAssign};
 
 use crate::day::Day;
 
@@ -17,13 +18,26 @@ pub struct Traffic {
     pub bytes_out: u64,
 }
 
-impl Traffic {
-    fn add(&mut self, other: Traffic) {
-        // 64-bit: 16 EiB per host and day before saturating, never wrapping.
-        self.bytes_in = self.bytes_in.saturating_add(other.bytes_in);
-        self.bytes_out = self.bytes_out.saturating_add(other.bytes_out);
-    }
+/// The one way counts are summed. 64-bit: 16 EiB per host and day before
+/// saturating, never wrapping.
+impl Add for Traffic {
+    type Output = Traffic;
 
+    fn add(self, other: Traffic) -> Traffic {
+        Traffic {
+            bytes_in: self.bytes_in.saturating_add(other.bytes_in),
+            bytes_out: self.bytes_out.saturating_add(other.bytes_out),
+        }
+    }
+}
+
+impl AddAssign for Traffic {
+    fn add_assign(&mut self, other: Traffic) {
+        *self = *self + other;
+    }
+}
+
+impl Traffic {
     pub fn total(&self) -> u64 {
         self.bytes_in.saturating_add(self.bytes_out)
     }
@@ -59,6 +73,15 @@ pub struct Summary {
     pub traffic: Traffic,
 }
 
+/// Sizes of two sets of rows together (for "pending" lines that join a
+/// batch in flight and the counts waiting behind it).
+impl AddAssign for Summary {
+    fn add_assign(&mut self, other: Summary) {
+        self.rows += other.rows;
+        self.traffic += other.traffic;
+    }
+}
+
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -88,7 +111,7 @@ impl Counters {
                 .or_insert_with(|| Vec::with_capacity(1)),
         };
         match days.iter_mut().find(|(d, _)| *d == day) {
-            Some((_, t)) => t.add(traffic),
+            Some((_, t)) => *t += traffic,
             None => days.push((day, traffic)),
         }
     }
@@ -101,7 +124,7 @@ impl Counters {
         };
         match days.iter_mut().find(|(d, _)| *d == day) {
             Some((_, t)) => {
-                t.add(traffic);
+                *t += traffic;
                 true
             }
             None => false,
@@ -154,20 +177,22 @@ impl Counters {
     }
 
     pub fn summary_of(rows: &[Row]) -> Summary {
-        let mut s = Summary {
+        Summary {
             rows: rows.len(),
-            ..Summary::default()
-        };
-        rows.iter().for_each(|r| s.traffic.add(r.traffic));
-        s
+            traffic: rows
+                .iter()
+                .fold(Traffic::default(), |sum, r| sum + r.traffic),
+        }
     }
 
     pub fn summary(&self) -> Summary {
         let mut s = Summary::default();
         for days in self.hosts.values() {
             for (_, t) in days {
-                s.rows += 1;
-                s.traffic.add(*t);
+                s += Summary {
+                    rows: 1,
+                    traffic: *t,
+                };
             }
         }
         s

@@ -49,9 +49,11 @@ pub struct LocalZone;
 impl Zone for LocalZone {
     fn utc_offset(&self, epoch_secs: i64) -> i32 {
         let t = epoch_secs as libc::time_t;
-        // SAFETY: localtime_r writes only into the tm we own; t is a valid
-        // time_t. tm is plain data, so zeroed is a valid initial value.
+        // SAFETY: libc::tm is plain integers and a nullable pointer
+        // (tm_zone), for which all zeroes is a valid value.
         let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+        // SAFETY: localtime_r(3) reads `t` and writes only into `tm`, both
+        // ours and alive for the call; it is the thread-safe variant.
         if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
             return 0;
         }

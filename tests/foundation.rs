@@ -157,6 +157,10 @@ fn unreachable_database_keeps_serving_and_stops_promptly() {
 /// non-zero, and say which option is wrong, with its value (never the
 /// password).
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a table of cases, one per way to get the options wrong"
+)]
 fn bad_config_refuses_to_start_and_names_the_option() {
     let secret = "Pa55-never-logged";
     let dir = common::TempDir::new("badconf");

@@ -3,8 +3,8 @@
 //! table parsers must hold their promises.
 #![no_main]
 
-#[path = "../../src/config.rs"]
-#[allow(dead_code)]
+#[path = "../../src/config/mod.rs"]
+#[allow(dead_code, unused_imports)]
 mod config;
 
 use config::{FoundKey, RawValue, KEYS};

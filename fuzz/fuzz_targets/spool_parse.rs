@@ -11,7 +11,7 @@ mod counters;
 #[path = "../../src/day.rs"]
 #[allow(dead_code)]
 mod day;
-#[path = "../../src/spool.rs"]
+#[path = "../../src/spool/format.rs"]
 #[allow(dead_code)]
 mod spool;
 

@@ -13,13 +13,19 @@
 //! the id already in the ledger: an earlier attempt committed but its reply
 //! was lost) retires the batch; any error keeps it, to be retried as is with
 //! capped exponential backoff while new counts keep waiting.
+//!
+//! - this file: the handle lighttpd's thread holds ([`Flusher`]), and what
+//!   a delivery target must do ([`Sink`]);
+//! - `worker.rs`: the thread's decisions (batches, retries, backoff, the
+//!   outage and recovery lines), testable with a fake sink;
+//! - `mysql.rs`: the real sink, the only code that talks to MySQL.
 
 mod mysql;
+mod worker;
 
-use std::collections::VecDeque;
+use std::fmt;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -27,19 +33,66 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::config::DbConfig;
 use crate::counters::{Batch, Counters};
 use crate::log::LogQueue;
+use crate::spool::{Claimed, Replay};
 
-pub use self::mysql::Delivered;
-pub use self::mysql::{DbError, Link, MAX_ROWS_PER_STATEMENT, ROWS_PER_STATEMENT};
+pub use self::mysql::{Link, MAX_ROWS_PER_STATEMENT, ROWS_PER_STATEMENT};
+use self::worker::{Books, Command, SystemClock, Worker};
 
-/// Retry delays after a failed flush: 1 s, 2 s, 4 s ... at most this.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Where batches go: the database, or a fake in unit tests.
+pub trait Sink {
+    /// "table `t` in database d at host:port as user u", for log lines.
+    fn describe(&self) -> String;
+    /// Connects and proves the table is usable.
+    fn check(&mut self) -> Result<ServerInfo, DbError>;
+    /// Adds a batch's rows to the table, all or nothing, exactly once.
+    fn deliver(&mut self, batch: &Batch) -> Result<Delivered, DbError>;
+    /// Lines worth logging that are not errors of the current call.
+    fn take_notices(&mut self) -> Vec<String>;
+}
 
-enum Command {
-    Deliver(Counters),
-    Stop { deadline: Instant },
+/// A database failure, ready for the log: the server's own code and text
+/// for SQL errors, the OS error for network ones. Never contains the
+/// password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbError {
+    pub code: Option<u16>,
+    pub message: String,
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Lock-wait timeout: the server rolled the transaction back.
+pub const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
+/// Deadlock: the server rolled the transaction back.
+pub const ER_LOCK_DEADLOCK: u16 = 1213;
+
+impl DbError {
+    /// Deadlock and lock-wait timeout: trying again at once is the
+    /// documented remedy.
+    pub fn is_lock_conflict(&self) -> bool {
+        matches!(self.code, Some(ER_LOCK_DEADLOCK | ER_LOCK_WAIT_TIMEOUT))
+    }
+}
+
+/// What the start-up check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInfo {
+    pub version: String,
+}
+
+/// How a batch reached the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivered {
+    Applied,
+    /// The ledger already had its id: an earlier attempt committed but its
+    /// reply was lost. Acknowledged without adding the rows again.
+    AlreadyApplied,
 }
 
 /// Handle to the flusher thread, owned by lighttpd's thread.
@@ -54,19 +107,6 @@ pub struct Flusher {
     books: Arc<Mutex<Books>>,
 }
 
-/// Everything handed to the flusher and not yet in the table.
-#[derive(Debug, Default)]
-struct Books {
-    /// Not yet in a batch.
-    waiting: Counters,
-    /// Being delivered; retried unchanged until the database has it.
-    inflight: Option<Batch>,
-    /// Batches from the spool of an earlier run, delivered first.
-    replay: VecDeque<Batch>,
-    /// The claimed spool file they came from, removed once all are in.
-    claimed: Option<PathBuf>,
-}
-
 /// How [`Flusher::stop`] ended: what the database did not get.
 #[derive(Debug)]
 pub struct Stopped {
@@ -74,7 +114,7 @@ pub struct Stopped {
     /// Batches with ids: the one being delivered and unreplayed spool ones.
     pub batches: Vec<Batch>,
     /// A claimed spool file whose batches are in `batches` (if any).
-    pub claimed: Option<PathBuf>,
+    pub claimed: Option<Claimed>,
     /// The thread did not finish in time (stuck on the network) and was
     /// left to end with the process.
     pub timed_out: bool,
@@ -96,8 +136,10 @@ impl Default for BatchIds {
 impl BatchIds {
     pub fn new() -> Self {
         let mut buf = [0u8; 256];
-        // SAFETY: gethostname writes at most buf.len() bytes into buf.
-        let host = if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
+        // SAFETY: gethostname(2) writes at most `buf.len()` bytes into
+        // `buf`, which is that long and ours.
+        let named = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+        let host = if named {
             let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
             String::from_utf8_lossy(&buf[..end])
                 .chars()
@@ -124,27 +166,22 @@ impl BatchIds {
 }
 
 impl Flusher {
-    /// `replay`: batches from a claimed spool file (`claimed`), delivered
-    /// first and at once, not at the next report.
-    pub fn start(
-        db: DbConfig,
+    /// Starts the thread, which checks `sink` first and then delivers
+    /// `replay` (an earlier run's spool) at once, not at the next report.
+    pub fn start<S: Sink + Send + 'static>(
+        sink: S,
         log: Arc<LogQueue>,
-        replay: Vec<Batch>,
-        claimed: Option<PathBuf>,
+        replay: Replay,
     ) -> io::Result<Flusher> {
         let (commands, inbox) = mpsc::channel();
         let (exited_tx, exited) = mpsc::channel();
-        let books = Arc::new(Mutex::new(Books {
-            replay: replay.into(),
-            claimed,
-            ..Books::default()
-        }));
+        let books = Arc::new(Mutex::new(Books::new(replay)));
         let shared = books.clone();
         let thread = thread::Builder::new()
             .name("bw_counter-flush".into())
             .spawn(move || {
-                let mut worker = Worker::new(Link::new(db), shared, log.clone());
-                let outcome = catch_unwind(AssertUnwindSafe(|| worker.run(inbox)));
+                let mut worker = Worker::new(sink, shared, log.clone(), SystemClock);
+                let outcome = catch_unwind(AssertUnwindSafe(|| worker.run(&inbox)));
                 if let Err(payload) = outcome {
                     log.push(format!(
                         "the flusher thread stopped after an internal error: {}",
@@ -167,7 +204,7 @@ impl Flusher {
             .send(Command::Deliver(counts))
             .map_err(|e| match e.0 {
                 Command::Deliver(c) => c,
-                Command::Stop { .. } => unreachable!(),
+                Command::Stop { .. } => unreachable!("only Deliver was sent"),
             })
     }
 
@@ -187,212 +224,12 @@ impl Flusher {
             }
             Err(RecvTimeoutError::Timeout) => true,
         };
-        let mut books = self.books.lock();
-        let mut batches: Vec<Batch> = books.inflight.take().into_iter().collect();
-        batches.extend(books.replay.drain(..));
+        let (waiting, batches, claimed) = self.books.lock().undelivered();
         Stopped {
-            waiting: books.waiting.take(),
+            waiting,
             batches,
-            claimed: books.claimed.take(),
+            claimed,
             timed_out,
-        }
-    }
-}
-
-/// Whether the database took the last flush, for one log line per change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Health {
-    Unknown,
-    Up,
-    Down,
-}
-
-struct Worker {
-    link: Link,
-    books: Arc<Mutex<Books>>,
-    ids: BatchIds,
-    log: Arc<LogQueue>,
-    health: Health,
-    failures: u32,
-    next_try: Option<Instant>,
-}
-
-impl Worker {
-    fn new(link: Link, books: Arc<Mutex<Books>>, log: Arc<LogQueue>) -> Self {
-        Worker {
-            link,
-            books,
-            ids: BatchIds::new(),
-            log,
-            health: Health::Unknown,
-            failures: 0,
-            next_try: None,
-        }
-    }
-
-    fn run(&mut self, inbox: Receiver<Command>) {
-        self.startup_check();
-        // Spooled counts go out at once, not at the next report.
-        if !self.books.lock().replay.is_empty() {
-            self.flush();
-        }
-        loop {
-            let command = match self.next_try {
-                None => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                Some(at) => inbox.recv_timeout(at.saturating_duration_since(Instant::now())),
-            };
-            match command {
-                Ok(Command::Deliver(counts)) => {
-                    self.books.lock().waiting.merge(counts);
-                    if self.next_try.is_none_or(|at| Instant::now() >= at) {
-                        self.flush();
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => self.flush(),
-                Ok(Command::Stop { deadline }) => {
-                    self.final_flush(deadline);
-                    return;
-                }
-                // lighttpd's side is gone without a Stop: one last try.
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.flush();
-                    return;
-                }
-            }
-        }
-    }
-
-    fn push_notices(&mut self) {
-        for line in self.link.take_notices() {
-            self.log.push(line);
-        }
-    }
-
-    /// One line for the admin: the database is usable, or why not.
-    fn startup_check(&mut self) {
-        let target = self.link.describe();
-        match self.link.check() {
-            Ok(info) => {
-                self.health = Health::Up;
-                self.log.push(format!(
-                    "database check ok: {target} (server {}): columns vhost, day, in, out present",
-                    info.version
-                ));
-            }
-            Err(e) => {
-                // Counts as the "unreachable" line: the first failed flush
-                // does not repeat it, and recovery is reported.
-                self.health = Health::Down;
-                self.log.push(format!(
-                    "database check failed: {target}: {e}; lighttpd keeps serving and counting, \
-                     and retries at each report"
-                ));
-            }
-        }
-        self.push_notices();
-    }
-
-    /// Delivers batches until nothing waits or the database fails.
-    fn flush(&mut self) {
-        loop {
-            let batch = {
-                let mut books = self.books.lock();
-                if books.inflight.is_none() {
-                    if let Some(spooled) = books.replay.pop_front() {
-                        books.inflight = Some(spooled);
-                    } else if let Some(claimed) = books.claimed.take() {
-                        // Everything from the spool is in: its file goes.
-                        match std::fs::remove_file(&claimed) {
-                            Ok(()) => self
-                                .log
-                                .push(format!("spool {} replayed completely", claimed.display())),
-                            Err(e) => self.log.push(format!(
-                                "cannot remove replayed spool {}: {e}",
-                                claimed.display()
-                            )),
-                        }
-                        continue;
-                    } else if books.waiting.is_empty() {
-                        self.next_try = None;
-                        return;
-                    } else {
-                        let rows = books.waiting.take().rows();
-                        books.inflight = Some(Batch {
-                            id: self.ids.next_id(),
-                            rows,
-                        });
-                    }
-                }
-                books.inflight.clone().expect("just set")
-            };
-            let result = self.link.deliver(&batch);
-            self.push_notices();
-            match result {
-                Ok(delivered) => {
-                    self.books.lock().inflight = None;
-                    if self.health == Health::Down {
-                        self.log.push(format!(
-                            "database reachable again: {}; delivered {}",
-                            self.link.describe(),
-                            Counters::summary_of(&batch.rows)
-                        ));
-                    }
-                    if delivered == Delivered::AlreadyApplied {
-                        self.log.push(format!(
-                            "batch {} was already in the table (its COMMIT reply had been lost); \
-                             not added again",
-                            batch.id
-                        ));
-                    }
-                    self.health = Health::Up;
-                    self.failures = 0;
-                    self.next_try = None;
-                }
-                Err(e) => {
-                    if self.health != Health::Down {
-                        let pending = {
-                            let books = self.books.lock();
-                            let mut s = books.waiting.summary();
-                            let b = Counters::summary_of(&batch.rows);
-                            s.rows += b.rows;
-                            s.traffic.bytes_in += b.traffic.bytes_in;
-                            s.traffic.bytes_out += b.traffic.bytes_out;
-                            s
-                        };
-                        self.log.push(format!(
-                            "database unreachable: {}: {e}; keeping {pending} and retrying \
-                             (next line when it recovers)",
-                            self.link.describe()
-                        ));
-                    }
-                    self.health = Health::Down;
-                    self.failures = self.failures.saturating_add(1);
-                    let delay = Duration::from_secs(1u64 << self.failures.min(6).saturating_sub(1))
-                        .min(MAX_BACKOFF);
-                    self.next_try = Some(Instant::now() + delay);
-                    return;
-                }
-            }
-        }
-    }
-
-    fn nothing_undelivered(&self) -> bool {
-        let books = self.books.lock();
-        books.inflight.is_none() && books.replay.is_empty() && books.waiting.is_empty()
-    }
-
-    /// At stop: keep trying until `deadline` while the database refuses.
-    fn final_flush(&mut self, deadline: Instant) {
-        loop {
-            self.flush();
-            if self.nothing_undelivered() {
-                return;
-            }
-            let pause = Duration::from_millis(250);
-            if Instant::now() + pause >= deadline {
-                return;
-            }
-            thread::sleep(pause);
         }
     }
 }

@@ -1,11 +1,12 @@
-//! The database link: the only code that talks to MySQL/MariaDB.
+//! The database link: the only code that talks to MySQL/MariaDB. One
+//! attempt per call; when to try again is the worker's decision.
 
-use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
 use mysql::{Conn, Opts, OptsBuilder, SslOpts, TxOpts, Value};
 
+use super::{DbError, Delivered, ServerInfo, Sink};
 use crate::config::{DbConfig, Server, TlsMode};
 use crate::counters::Batch;
 use crate::day::Day;
@@ -22,27 +23,6 @@ pub const ROWS_PER_STATEMENT: usize = 1000;
 /// The server refuses more placeholders in one statement.
 pub const MAX_ROWS_PER_STATEMENT: usize = 65_535 / 4;
 const _: () = assert!(ROWS_PER_STATEMENT <= MAX_ROWS_PER_STATEMENT);
-
-/// Deadlock (1213) and lock-wait timeout (1205) roll the transaction back;
-/// trying again at once is the documented remedy. This many attempts.
-const LOCK_ATTEMPTS: u32 = 3;
-const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
-const ER_LOCK_DEADLOCK: u16 = 1213;
-
-/// A database failure, ready for the log: the server's own code and text
-/// for SQL errors, the OS error for network ones. Never contains the
-/// password.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DbError {
-    pub code: Option<u16>,
-    pub message: String,
-}
-
-impl fmt::Display for DbError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
 
 impl From<mysql::Error> for DbError {
     fn from(e: mysql::Error) -> Self {
@@ -63,25 +43,30 @@ impl From<mysql::Error> for DbError {
     }
 }
 
-/// What the start-up check found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerInfo {
-    pub version: String,
-}
-
-/// How a batch reached the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivered {
-    Applied,
-    /// The ledger already had its id: an earlier attempt committed but its
-    /// reply was lost. Acknowledged without adding the rows again.
-    AlreadyApplied,
-}
-
 const ER_DUP_ENTRY: u16 = 1062;
 /// The ledger cannot be used: no such table (1146), no right to it (1142),
 /// or not the expected columns (1054).
 const LEDGER_UNUSABLE: [u16; 3] = [1146, 1142, 1054];
+
+/// What a failed INSERT of a batch id into the ledger means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LedgerRefusal {
+    /// The id is there: an earlier attempt of this batch committed.
+    AlreadyApplied,
+    /// The ledger is missing, not ours to write, or not the expected
+    /// shape: deliver without it (at-least-once) and say so.
+    Unusable,
+    /// Anything else fails this attempt like any other error.
+    Failed,
+}
+
+fn ledger_refusal(code: Option<u16>) -> LedgerRefusal {
+    match code {
+        Some(ER_DUP_ENTRY) => LedgerRefusal::AlreadyApplied,
+        Some(code) if LEDGER_UNUSABLE.contains(&code) => LedgerRefusal::Unusable,
+        _ => LedgerRefusal::Failed,
+    }
+}
 /// Ledger rows older than this are pruned (retries happen within minutes).
 const LEDGER_RETENTION_DAYS: u32 = 7;
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -95,7 +80,7 @@ pub struct Link {
     /// `prefer` found a server without TLS.
     tls_refused: bool,
     rows_per_statement: usize,
-    last_prune: Option<std::time::Instant>,
+    last_prune: Option<Instant>,
     notices: Vec<String>,
 }
 
@@ -112,33 +97,9 @@ impl Link {
         }
     }
 
-    /// "table `t` in database d at host:port as user u", for log lines.
-    pub fn describe(&self) -> String {
-        let db = &self.db;
-        if db.tls.mode != TlsMode::Disable {
-            return format!(
-                "table {} in database {} at {} as user {} (TLS {})",
-                db.table,
-                db.database,
-                db.server,
-                db.user,
-                db.tls.mode.name()
-            );
-        }
-        format!(
-            "table {} in database {} at {} as user {}",
-            db.table, db.database, db.server, db.user
-        )
-    }
-
     /// For benchmarks: statement size, 1 to [`MAX_ROWS_PER_STATEMENT`].
     pub fn set_rows_per_statement(&mut self, rows: usize) {
         self.rows_per_statement = rows.clamp(1, MAX_ROWS_PER_STATEMENT);
-    }
-
-    /// Lines worth logging that are not errors of the current call.
-    pub fn take_notices(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.notices)
     }
 
     fn opts(&self) -> Opts {
@@ -204,10 +165,106 @@ impl Link {
         Ok(self.conn.as_mut().expect("just connected"))
     }
 
+    fn ledger_failed(&mut self, e: &DbError) {
+        if self.ledger_ok {
+            self.ledger_ok = false;
+            self.notices.push(format!(
+                "ledger table {} unusable ({e}): delivery is at-least-once until lighttpd restarts \
+                 (a flush whose COMMIT reply is lost would be counted twice); create it as in \
+                 examples/schema.sql and grant SELECT, INSERT, DELETE on it",
+                self.db.ledger
+            ));
+        }
+    }
+
+    fn deliver_once(&mut self, batch: &Batch) -> Result<Delivered, DbError> {
+        let table = self.db.table.quoted();
+        let ledger = self.db.ledger.quoted();
+        let use_ledger = self.ledger_ok;
+        let rows_per_statement = self.rows_per_statement;
+        let conn = self.conn()?;
+        let mut tx = conn.start_transaction(TxOpts::default())?;
+        if use_ledger {
+            let sql = format!("INSERT INTO {ledger} (`batch`) VALUES (?)");
+            if let Err(e) = tx.exec_drop(sql, (batch.id.as_str(),)) {
+                let e = DbError::from(e);
+                match ledger_refusal(e.code) {
+                    LedgerRefusal::AlreadyApplied => {
+                        tx.rollback()?;
+                        return Ok(Delivered::AlreadyApplied);
+                    }
+                    LedgerRefusal::Unusable => {
+                        tx.rollback()?;
+                        self.ledger_failed(&e);
+                        return self.deliver_once(batch);
+                    }
+                    LedgerRefusal::Failed => return Err(e),
+                }
+            }
+        }
+        for chunk in batch.rows.chunks(rows_per_statement) {
+            let params: Vec<Value> = chunk
+                .iter()
+                .flat_map(|r| {
+                    [
+                        Value::Bytes(r.host.as_bytes().to_vec()),
+                        date_value(r.day),
+                        Value::UInt(r.traffic.bytes_in),
+                        Value::UInt(r.traffic.bytes_out),
+                    ]
+                })
+                .collect();
+            tx.exec_drop(upsert_sql(&table, chunk.len()), params)?;
+        }
+        tx.commit()?;
+        Ok(Delivered::Applied)
+    }
+
+    /// Drops ledger rows past retention, at most once an hour.
+    fn maybe_prune(&mut self) {
+        if !self.ledger_ok || self.last_prune.is_some_and(|t| t.elapsed() < PRUNE_EVERY) {
+            return;
+        }
+        self.last_prune = Some(Instant::now());
+        let sql = format!(
+            "DELETE FROM {} WHERE `at` < NOW() - INTERVAL {LEDGER_RETENTION_DAYS} DAY",
+            self.db.ledger.quoted()
+        );
+        let Ok(conn) = self.conn() else { return };
+        if let Err(e) = conn.query_drop(sql) {
+            let e = DbError::from(e);
+            self.notices.push(format!(
+                "cannot prune old rows of the ledger table {}: {e}; grant DELETE on it",
+                self.db.ledger
+            ));
+        }
+    }
+}
+
+impl Sink for Link {
+    /// "table `t` in database d at host:port as user u", for log lines.
+    fn describe(&self) -> String {
+        let db = &self.db;
+        if db.tls.mode != TlsMode::Disable {
+            return format!(
+                "table {} in database {} at {} as user {} (TLS {})",
+                db.table,
+                db.database,
+                db.server,
+                db.user,
+                db.tls.mode.name()
+            );
+        }
+        format!(
+            "table {} in database {} at {} as user {}",
+            db.table, db.database, db.server, db.user
+        )
+    }
+
     /// Connects and proves the table is usable: it exists and has the
     /// seed's columns; and looks at the ledger. Uses only SELECT, so it
     /// works with the least-privilege user the README recommends.
-    pub fn check(&mut self) -> Result<ServerInfo, DbError> {
+    fn check(&mut self) -> Result<ServerInfo, DbError> {
         let probe = format!(
             "SELECT `vhost`, `day`, `in`, `out` FROM {} LIMIT 0",
             self.db.table.quoted()
@@ -242,104 +299,25 @@ impl Link {
         }
     }
 
-    fn ledger_failed(&mut self, e: &DbError) {
-        if self.ledger_ok {
-            self.ledger_ok = false;
-            self.notices.push(format!(
-                "ledger table {} unusable ({e}): delivery is at-least-once until lighttpd restarts \
-                 (a flush whose COMMIT reply is lost would be counted twice); create it as in \
-                 examples/schema.sql and grant SELECT, INSERT, DELETE on it",
-                self.db.ledger
-            ));
-        }
-    }
-
     /// Adds a batch's rows to the table in one transaction, all or nothing,
     /// recording its id in the ledger in the same transaction.
-    pub fn deliver(&mut self, batch: &Batch) -> Result<Delivered, DbError> {
-        let mut attempt = 1;
-        loop {
-            match self.deliver_once(batch) {
-                Ok(d) => {
-                    self.maybe_prune();
-                    return Ok(d);
-                }
-                Err(e) => {
-                    // After any failure the connection's state is unknown
-                    // (half-done transaction, lost link): start afresh.
-                    self.conn = None;
-                    let lock_conflict =
-                        matches!(e.code, Some(ER_LOCK_DEADLOCK | ER_LOCK_WAIT_TIMEOUT));
-                    if !lock_conflict || attempt >= LOCK_ATTEMPTS {
-                        return Err(e);
-                    }
-                    attempt += 1;
-                }
+    fn deliver(&mut self, batch: &Batch) -> Result<Delivered, DbError> {
+        match self.deliver_once(batch) {
+            Ok(d) => {
+                self.maybe_prune();
+                Ok(d)
+            }
+            Err(e) => {
+                // After any failure the connection's state is unknown
+                // (half-done transaction, lost link): start afresh.
+                self.conn = None;
+                Err(e)
             }
         }
     }
 
-    fn deliver_once(&mut self, batch: &Batch) -> Result<Delivered, DbError> {
-        let table = self.db.table.quoted();
-        let ledger = self.db.ledger.quoted();
-        let use_ledger = self.ledger_ok;
-        let rows_per_statement = self.rows_per_statement;
-        let conn = self.conn()?;
-        let mut tx = conn.start_transaction(TxOpts::default())?;
-        if use_ledger {
-            let sql = format!("INSERT INTO {ledger} (`batch`) VALUES (?)");
-            if let Err(e) = tx.exec_drop(sql, (batch.id.as_str(),)) {
-                let e = DbError::from(e);
-                match e.code {
-                    Some(ER_DUP_ENTRY) => {
-                        tx.rollback()?;
-                        return Ok(Delivered::AlreadyApplied);
-                    }
-                    Some(code) if LEDGER_UNUSABLE.contains(&code) => {
-                        tx.rollback()?;
-                        self.ledger_failed(&e);
-                        return self.deliver_once(batch);
-                    }
-                    _ => return Err(e),
-                }
-            }
-        }
-        for chunk in batch.rows.chunks(rows_per_statement) {
-            let params: Vec<Value> = chunk
-                .iter()
-                .flat_map(|r| {
-                    [
-                        Value::Bytes(r.host.as_bytes().to_vec()),
-                        date_value(r.day),
-                        Value::UInt(r.traffic.bytes_in),
-                        Value::UInt(r.traffic.bytes_out),
-                    ]
-                })
-                .collect();
-            tx.exec_drop(upsert_sql(&table, chunk.len()), params)?;
-        }
-        tx.commit()?;
-        Ok(Delivered::Applied)
-    }
-
-    /// Drops ledger rows past retention, at most once an hour.
-    fn maybe_prune(&mut self) {
-        if !self.ledger_ok || self.last_prune.is_some_and(|t| t.elapsed() < PRUNE_EVERY) {
-            return;
-        }
-        self.last_prune = Some(std::time::Instant::now());
-        let sql = format!(
-            "DELETE FROM {} WHERE `at` < NOW() - INTERVAL {LEDGER_RETENTION_DAYS} DAY",
-            self.db.ledger.quoted()
-        );
-        let Ok(conn) = self.conn() else { return };
-        if let Err(e) = conn.query_drop(sql) {
-            let e = DbError::from(e);
-            self.notices.push(format!(
-                "cannot prune old rows of the ledger table {}: {e}; grant DELETE on it",
-                self.db.ledger
-            ));
-        }
+    fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
     }
 }
 
@@ -373,6 +351,17 @@ mod tests {
             "INSERT INTO `db`.`t` (`vhost`, `day`, `in`, `out`) VALUES (?,?,?,?),(?,?,?,?) \
              ON DUPLICATE KEY UPDATE `in` = `in` + VALUES(`in`), `out` = `out` + VALUES(`out`)"
         );
+    }
+
+    #[test]
+    fn ledger_refusals() {
+        assert_eq!(ledger_refusal(Some(1062)), LedgerRefusal::AlreadyApplied);
+        for unusable in [1146, 1142, 1054] {
+            assert_eq!(ledger_refusal(Some(unusable)), LedgerRefusal::Unusable);
+        }
+        for other in [None, Some(1213), Some(1205), Some(1045), Some(2013)] {
+            assert_eq!(ledger_refusal(other), LedgerRefusal::Failed, "{other:?}");
+        }
     }
 
     #[test]

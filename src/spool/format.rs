@@ -1,7 +1,5 @@
-//! The spool file: counts the database could not take when lighttpd
-//! stopped, kept on disk until the next start replays them.
-//!
-//! Format: one self-describing line per (host, day) delta of a batch:
+//! The spool file's records: one self-describing line per (host, day)
+//! delta of a batch:
 //!
 //! ```text
 //! BWC1 <checksum> <batch id> <YYYY-MM-DD> <bytes in> <bytes out> <host>
@@ -13,16 +11,14 @@
 //! printable ASCII (see hostkey.rs) and may contain spaces. Records keep
 //! their batch id, so a replay of a batch that had in fact committed is
 //! recognised by the ledger and not counted twice.
+//!
+//! Pure: no file access (that is the spool's life, in `spool/mod.rs`).
 
-use crate::fnv::fnv1a64;
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::io::AsRawFd;
-use std::path::{Path, PathBuf};
 
 use crate::counters::{Batch, Row, Traffic};
 use crate::day::Day;
+use crate::fnv::fnv1a64;
 
 const MAGIC: &str = "BWC1";
 
@@ -132,42 +128,6 @@ fn parse_day(s: &str) -> Option<Day> {
     (day.to_string() == s).then_some(day)
 }
 
-/// Appends batches to the spool and fsyncs, under an exclusive lock so
-/// that several lighttpd workers stopping together do not interleave.
-pub fn append(path: &Path, batches: &[Batch]) -> io::Result<()> {
-    let text = format(batches);
-    if text.is_empty() {
-        return Ok(());
-    }
-    let mut f = OpenOptions::new().create(true).append(true).open(path)?;
-    // SAFETY: flock on a descriptor we own; released when f is closed.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    f.write_all(text.as_bytes())?;
-    f.sync_all()
-}
-
-/// Takes the spool for this process: renames it to a name only this
-/// process knows (rename is atomic, so with several workers exactly one
-/// wins) and reads it. `Ok(None)`: there was no spool to claim.
-pub fn claim(path: &Path) -> io::Result<Option<(PathBuf, Parsed)>> {
-    let claimed = path.with_file_name(format!(
-        "{}.claimed.{}",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    match fs::rename(path, &claimed) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let text = fs::read(&claimed)?;
-    Ok(Some((claimed, parse(&text))))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,19 +199,5 @@ mod tests {
         for bad in ["2026-02-30", "2026-13-01", "2026-1-1", "x", "2026-01-01-01"] {
             assert_eq!(parse_day(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn append_claim_once() {
-        let dir = std::env::temp_dir().join(format!("bwc-spool-test-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("spool");
-        append(&path, &sample()[..1]).unwrap();
-        append(&path, &sample()[1..]).unwrap();
-        let (claimed, parsed) = claim(&path).unwrap().expect("claimed");
-        assert_eq!(parsed.batches, sample());
-        assert!(!path.exists() && claimed.exists());
-        assert!(claim(&path).unwrap().is_none(), "nothing left to claim");
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,0 +1,692 @@
+//! The flusher thread's decisions: which batch goes next, when to retry it,
+//! what the admin is told. Talks to the database only through [`Sink`] and
+//! reads time only through [`Clock`], so all of it is unit-tested with
+//! fakes (and the MariaDB integration tests run it for real).
+
+use std::collections::VecDeque;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::{BatchIds, DbError, Delivered, Sink};
+use crate::counters::{Batch, Counters};
+use crate::log::LogQueue;
+use crate::spool::{Claimed, Replay};
+
+/// Retry delays after a failed flush: 1 s, 2 s, 4 s ... at most this.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Attempts of a batch that meets a deadlock or lock-wait timeout before
+/// it counts as a failed flush.
+const LOCK_ATTEMPTS: u32 = 3;
+/// At stop, the pause between two attempts while the database refuses.
+const FINAL_RETRY_PAUSE: Duration = Duration::from_millis(250);
+
+pub(super) enum Command {
+    Deliver(Counters),
+    Stop { deadline: Instant },
+}
+
+/// Time, as the worker sees it.
+pub(super) trait Clock {
+    fn now(&self) -> Instant;
+    fn sleep(&self, pause: Duration);
+}
+
+pub(super) struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep(&self, pause: Duration) {
+        std::thread::sleep(pause);
+    }
+}
+
+/// Everything handed to the flusher and not yet in the table.
+#[derive(Debug, Default)]
+pub(super) struct Books {
+    /// Not yet in a batch.
+    waiting: Counters,
+    /// Being delivered; retried unchanged until the database has it.
+    inflight: Option<Batch>,
+    /// Batches from the spool of an earlier run, delivered first.
+    replay: VecDeque<Batch>,
+    /// The claimed spool file they came from, retired once all are in.
+    claimed: Option<Claimed>,
+}
+
+impl Books {
+    pub(super) fn new(replay: Replay) -> Books {
+        Books {
+            replay: replay.batches.into(),
+            claimed: replay.claimed,
+            ..Books::default()
+        }
+    }
+
+    /// Empties the books: (waiting, batches with ids, claimed spool).
+    pub(super) fn undelivered(&mut self) -> (Counters, Vec<Batch>, Option<Claimed>) {
+        let mut batches: Vec<Batch> = self.inflight.take().into_iter().collect();
+        batches.extend(self.replay.drain(..));
+        (self.waiting.take(), batches, self.claimed.take())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.inflight.is_none() && self.replay.is_empty() && self.waiting.is_empty()
+    }
+}
+
+/// What to do next in a flush.
+enum Next {
+    Deliver(Batch),
+    /// The replayed spool is all in: its file goes.
+    Retire(Claimed),
+    Idle,
+}
+
+/// Whether the database took the last flush, for one log line per change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Health {
+    Unknown,
+    Up,
+    Down,
+}
+
+/// The pause before the next attempt after `failures` failed flushes in a
+/// row: 1 s, 2 s, 4 s ... capped at [`MAX_BACKOFF`].
+fn backoff(failures: u32) -> Duration {
+    let exponent = failures.clamp(1, 6) - 1;
+    Duration::from_secs(1u64 << exponent).min(MAX_BACKOFF)
+}
+
+pub(super) struct Worker<S, C> {
+    sink: S,
+    books: Arc<Mutex<Books>>,
+    ids: BatchIds,
+    log: Arc<LogQueue>,
+    clock: C,
+    health: Health,
+    failures: u32,
+    next_try: Option<Instant>,
+}
+
+impl<S: Sink, C: Clock> Worker<S, C> {
+    pub(super) fn new(sink: S, books: Arc<Mutex<Books>>, log: Arc<LogQueue>, clock: C) -> Self {
+        Worker {
+            sink,
+            books,
+            ids: BatchIds::new(),
+            log,
+            clock,
+            health: Health::Unknown,
+            failures: 0,
+            next_try: None,
+        }
+    }
+
+    pub(super) fn run(&mut self, inbox: &Receiver<Command>) {
+        self.startup_check();
+        // Spooled counts go out at once, not at the next report.
+        if !self.books.lock().replay.is_empty() {
+            self.flush();
+        }
+        loop {
+            let command = match self.next_try {
+                None => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(at) => inbox.recv_timeout(at.saturating_duration_since(self.clock.now())),
+            };
+            match command {
+                Ok(Command::Deliver(counts)) => {
+                    self.books.lock().waiting.merge(counts);
+                    if self.next_try.is_none_or(|at| self.clock.now() >= at) {
+                        self.flush();
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => self.flush(),
+                Ok(Command::Stop { deadline }) => {
+                    self.final_flush(deadline);
+                    return;
+                }
+                // lighttpd's side is gone without a Stop: one last try.
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.flush();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn push_notices(&mut self) {
+        for line in self.sink.take_notices() {
+            self.log.push(line);
+        }
+    }
+
+    /// One line for the admin: the database is usable, or why not.
+    fn startup_check(&mut self) {
+        let target = self.sink.describe();
+        match self.sink.check() {
+            Ok(info) => {
+                self.health = Health::Up;
+                self.log.push(format!(
+                    "database check ok: {target} (server {}): columns vhost, day, in, out present",
+                    info.version
+                ));
+            }
+            Err(e) => {
+                // Counts as the "unreachable" line: the first failed flush
+                // does not repeat it, and recovery is reported.
+                self.health = Health::Down;
+                self.log.push(format!(
+                    "database check failed: {target}: {e}; lighttpd keeps serving and counting, \
+                     and retries at each report"
+                ));
+            }
+        }
+        self.push_notices();
+    }
+
+    /// The batch to deliver: the one in flight (retried unchanged), else
+    /// the next spooled one, else the waiting counts under a new id.
+    fn next(&mut self) -> Next {
+        let mut books = self.books.lock();
+        if books.inflight.is_none() {
+            if let Some(spooled) = books.replay.pop_front() {
+                books.inflight = Some(spooled);
+            } else if let Some(claimed) = books.claimed.take() {
+                return Next::Retire(claimed);
+            } else if books.waiting.is_empty() {
+                return Next::Idle;
+            } else {
+                let rows = books.waiting.take().rows();
+                books.inflight = Some(Batch {
+                    id: self.ids.next_id(),
+                    rows,
+                });
+            }
+        }
+        books.inflight.clone().map_or(Next::Idle, Next::Deliver)
+    }
+
+    /// Delivers batches until nothing waits or the database fails.
+    fn flush(&mut self) {
+        loop {
+            let batch = match self.next() {
+                Next::Deliver(batch) => batch,
+                Next::Retire(claimed) => {
+                    claimed.retire(&self.log);
+                    continue;
+                }
+                Next::Idle => {
+                    self.next_try = None;
+                    return;
+                }
+            };
+            let result = self.deliver(&batch);
+            self.push_notices();
+            match result {
+                Ok(delivered) => self.delivered(&batch, delivered),
+                Err(e) => {
+                    self.failed(&batch, &e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One delivery; a lock conflict is retried at once, a few times.
+    fn deliver(&mut self, batch: &Batch) -> Result<Delivered, DbError> {
+        let mut attempt = 1;
+        loop {
+            match self.sink.deliver(batch) {
+                Err(e) if e.is_lock_conflict() && attempt < LOCK_ATTEMPTS => attempt += 1,
+                outcome => return outcome,
+            }
+        }
+    }
+
+    fn delivered(&mut self, batch: &Batch, delivered: Delivered) {
+        self.books.lock().inflight = None;
+        if self.health == Health::Down {
+            self.log.push(format!(
+                "database reachable again: {}; delivered {}",
+                self.sink.describe(),
+                Counters::summary_of(&batch.rows)
+            ));
+        }
+        if delivered == Delivered::AlreadyApplied {
+            self.log.push(format!(
+                "batch {} was already in the table (its COMMIT reply had been lost); \
+                 not added again",
+                batch.id
+            ));
+        }
+        self.health = Health::Up;
+        self.failures = 0;
+        self.next_try = None;
+    }
+
+    /// The batch stays in flight; one line when the database goes away.
+    fn failed(&mut self, batch: &Batch, e: &DbError) {
+        if self.health != Health::Down {
+            let mut pending = self.books.lock().waiting.summary();
+            pending += Counters::summary_of(&batch.rows);
+            self.log.push(format!(
+                "database unreachable: {}: {e}; keeping {pending} and retrying \
+                 (next line when it recovers)",
+                self.sink.describe()
+            ));
+        }
+        self.health = Health::Down;
+        self.failures = self.failures.saturating_add(1);
+        self.next_try = Some(self.clock.now() + backoff(self.failures));
+    }
+
+    /// At stop: keep trying until `deadline` while the database refuses.
+    fn final_flush(&mut self, deadline: Instant) {
+        loop {
+            self.flush();
+            if self.books.lock().is_empty() {
+                return;
+            }
+            if self.clock.now() + FINAL_RETRY_PAUSE >= deadline {
+                return;
+            }
+            self.clock.sleep(FINAL_RETRY_PAUSE);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::{Cell, RefCell};
+    use std::collections::VecDeque;
+
+    use super::super::{ServerInfo, ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT};
+    use super::*;
+    use crate::counters::Traffic;
+    use crate::day::Day;
+
+    /// A sink that answers from a script and records what it was given.
+    #[derive(Default)]
+    struct FakeSink {
+        check: Option<Result<ServerInfo, DbError>>,
+        answers: VecDeque<Result<Delivered, DbError>>,
+        notices: Vec<String>,
+        /// Ids of the batches offered, in order, with their row counts.
+        offered: Vec<(String, usize)>,
+    }
+
+    impl Sink for FakeSink {
+        fn describe(&self) -> String {
+            "fake db".into()
+        }
+        fn check(&mut self) -> Result<ServerInfo, DbError> {
+            self.check.take().unwrap_or(Ok(ServerInfo {
+                version: "10.11-fake".into(),
+            }))
+        }
+        fn deliver(&mut self, batch: &Batch) -> Result<Delivered, DbError> {
+            self.offered.push((batch.id.clone(), batch.rows.len()));
+            self.answers.pop_front().unwrap_or(Ok(Delivered::Applied))
+        }
+        fn take_notices(&mut self) -> Vec<String> {
+            std::mem::take(&mut self.notices)
+        }
+    }
+
+    /// Time that moves only when the worker sleeps or the test says so.
+    struct FakeClock {
+        now: Cell<Instant>,
+        slept: RefCell<Vec<Duration>>,
+    }
+
+    impl FakeClock {
+        fn new() -> FakeClock {
+            FakeClock {
+                now: Cell::new(Instant::now()),
+                slept: RefCell::default(),
+            }
+        }
+
+        fn at(&self) -> Instant {
+            self.now.get()
+        }
+    }
+
+    impl Clock for &FakeClock {
+        fn now(&self) -> Instant {
+            self.now.get()
+        }
+        fn sleep(&self, pause: Duration) {
+            self.slept.borrow_mut().push(pause);
+            self.now.set(self.now.get() + pause);
+        }
+    }
+
+    fn network_error() -> DbError {
+        DbError {
+            code: None,
+            message: "network error: Connection refused (os error 111)".into(),
+        }
+    }
+
+    fn sql_error(code: u16) -> DbError {
+        DbError {
+            code: Some(code),
+            message: format!("ERROR {code}"),
+        }
+    }
+
+    fn counts(host: &str, bytes_in: u64, bytes_out: u64) -> Counters {
+        let mut c = Counters::new();
+        c.add(
+            host,
+            Day(20_420),
+            Traffic {
+                bytes_in,
+                bytes_out,
+            },
+        );
+        c
+    }
+
+    fn worker(sink: FakeSink, clock: &FakeClock) -> (Worker<FakeSink, &FakeClock>, Arc<LogQueue>) {
+        worker_with(sink, clock, Replay::default())
+    }
+
+    fn worker_with(
+        sink: FakeSink,
+        clock: &FakeClock,
+        replay: Replay,
+    ) -> (Worker<FakeSink, &FakeClock>, Arc<LogQueue>) {
+        let log = Arc::new(LogQueue::default());
+        let books = Arc::new(Mutex::new(Books::new(replay)));
+        (Worker::new(sink, books, log.clone(), clock), log)
+    }
+
+    fn hand_over(w: &Worker<FakeSink, &FakeClock>, c: Counters) {
+        w.books.lock().waiting.merge(c);
+    }
+
+    #[test]
+    fn waiting_counts_go_out_as_one_batch_and_leave_the_books() {
+        let clock = FakeClock::new();
+        let (mut w, log) = worker(FakeSink::default(), &clock);
+        hand_over(&w, counts("a.example", 1, 2));
+        hand_over(&w, counts("b.example", 3, 4));
+        w.flush();
+        assert_eq!(w.sink.offered.len(), 1);
+        assert_eq!(w.sink.offered[0].1, 2, "both rows in one batch");
+        assert!(w.books.lock().is_empty());
+        assert_eq!(w.next_try, None);
+        assert!(log.drain().lines.is_empty(), "nothing to say");
+        w.flush();
+        assert_eq!(w.sink.offered.len(), 1, "nothing left to deliver");
+    }
+
+    #[test]
+    fn an_outage_keeps_the_batch_retries_it_unchanged_and_says_so_once_each_way() {
+        let clock = FakeClock::new();
+        let sink = FakeSink {
+            answers: [
+                Err(network_error()),
+                Err(network_error()),
+                Err(network_error()),
+            ]
+            .into(),
+            ..FakeSink::default()
+        };
+        let (mut w, log) = worker(sink, &clock);
+        w.health = Health::Up;
+        hand_over(&w, counts("a.example", 10, 20));
+        let start = clock.at();
+        w.flush();
+        assert_eq!(
+            log.drain().lines,
+            vec![
+                "database unreachable: fake db: network error: Connection refused (os error 111); \
+                 keeping 10 bytes in, 20 bytes out in 1 row and retrying (next line when it recovers)"
+            ]
+        );
+        assert_eq!(w.next_try, Some(start + Duration::from_secs(1)));
+
+        // New counts wait behind the batch in flight.
+        hand_over(&w, counts("b.example", 5, 5));
+        for (attempt, backoff_secs) in [(2, 2), (3, 4)] {
+            clock.now.set(w.next_try.unwrap());
+            w.flush();
+            assert_eq!(
+                w.next_try,
+                Some(clock.at() + Duration::from_secs(backoff_secs)),
+                "attempt {attempt}"
+            );
+        }
+        assert!(log.drain().lines.is_empty(), "no line per retry");
+
+        clock.now.set(w.next_try.unwrap());
+        w.flush();
+        let first = w.sink.offered[0].0.clone();
+        let ids: Vec<&str> = w.sink.offered.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids.len(), 5, "{ids:?}");
+        assert!(
+            ids[..4].iter().all(|id| *id == first),
+            "same batch, same id: {ids:?}"
+        );
+        assert_ne!(ids[4], first, "the counts that waited get their own id");
+        assert_eq!(w.sink.offered[4].1, 1);
+        assert_eq!(
+            log.drain().lines,
+            vec!["database reachable again: fake db; delivered 10 bytes in, 20 bytes out in 1 row"]
+        );
+        assert!(w.books.lock().is_empty());
+        assert_eq!((w.failures, w.next_try), (0, None));
+    }
+
+    #[test]
+    fn backoff_doubles_from_one_second_up_to_thirty() {
+        let secs: Vec<u64> = (1..=9).map(|f| backoff(f).as_secs()).collect();
+        assert_eq!(secs, vec![1, 2, 4, 8, 16, 30, 30, 30, 30]);
+        assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn a_lock_conflict_is_retried_at_once_without_an_outage() {
+        let clock = FakeClock::new();
+        let sink = FakeSink {
+            answers: [
+                Err(sql_error(ER_LOCK_DEADLOCK)),
+                Err(sql_error(ER_LOCK_WAIT_TIMEOUT)),
+            ]
+            .into(),
+            ..FakeSink::default()
+        };
+        let (mut w, log) = worker(sink, &clock);
+        hand_over(&w, counts("a.example", 1, 1));
+        w.flush();
+        assert_eq!(w.sink.offered.len(), 3);
+        assert!(w.books.lock().is_empty());
+        assert!(log.drain().lines.is_empty());
+        assert_eq!(w.health, Health::Up);
+    }
+
+    #[test]
+    fn lock_conflicts_that_persist_are_a_failed_flush() {
+        let clock = FakeClock::new();
+        let sink = FakeSink {
+            answers: (0..3).map(|_| Err(sql_error(ER_LOCK_DEADLOCK))).collect(),
+            ..FakeSink::default()
+        };
+        let (mut w, log) = worker(sink, &clock);
+        hand_over(&w, counts("a.example", 1, 1));
+        w.flush();
+        assert_eq!(w.sink.offered.len(), LOCK_ATTEMPTS as usize);
+        assert_eq!(w.health, Health::Down);
+        assert!(w.books.lock().inflight.is_some(), "kept");
+        assert!(log.drain().lines[0].starts_with("database unreachable: fake db: ERROR 1213;"));
+    }
+
+    #[test]
+    fn other_sql_errors_are_not_retried_at_once() {
+        let clock = FakeClock::new();
+        let sink = FakeSink {
+            answers: [Err(sql_error(1406))].into(),
+            ..FakeSink::default()
+        };
+        let (mut w, _log) = worker(sink, &clock);
+        hand_over(&w, counts("a.example", 1, 1));
+        w.flush();
+        assert_eq!(w.sink.offered.len(), 1);
+        assert!(w.next_try.is_some());
+    }
+
+    #[test]
+    fn a_batch_the_ledger_already_has_is_retired_and_logged() {
+        let clock = FakeClock::new();
+        let sink = FakeSink {
+            answers: [Ok(Delivered::AlreadyApplied)].into(),
+            ..FakeSink::default()
+        };
+        let (mut w, log) = worker(sink, &clock);
+        hand_over(&w, counts("a.example", 1, 1));
+        w.flush();
+        let id = &w.sink.offered[0].0;
+        assert_eq!(
+            log.drain().lines,
+            vec![format!(
+                "batch {id} was already in the table (its COMMIT reply had been lost); not added again"
+            )]
+        );
+        assert!(w.books.lock().is_empty());
+    }
+
+    #[test]
+    fn the_sinks_notices_reach_the_log() {
+        let clock = FakeClock::new();
+        let sink = FakeSink {
+            notices: vec!["ledger table `t_batches` unusable (...)".into()],
+            ..FakeSink::default()
+        };
+        let (mut w, log) = worker(sink, &clock);
+        hand_over(&w, counts("a.example", 1, 1));
+        w.flush();
+        assert_eq!(
+            log.drain().lines,
+            vec!["ledger table `t_batches` unusable (...)"]
+        );
+    }
+
+    #[test]
+    fn the_startup_check_says_what_it_found() {
+        let clock = FakeClock::new();
+        let (mut w, log) = worker(FakeSink::default(), &clock);
+        w.startup_check();
+        assert_eq!(
+            log.drain().lines,
+            vec!["database check ok: fake db (server 10.11-fake): columns vhost, day, in, out present"]
+        );
+        assert_eq!(w.health, Health::Up);
+
+        let sink = FakeSink {
+            check: Some(Err(sql_error(1146))),
+            ..FakeSink::default()
+        };
+        let (mut w, log) = worker(sink, &clock);
+        w.startup_check();
+        assert_eq!(
+            log.drain().lines,
+            vec![
+                "database check failed: fake db: ERROR 1146; lighttpd keeps serving and counting, \
+                  and retries at each report"
+            ]
+        );
+        // The failed check was the outage line: the first failed flush
+        // does not repeat it, and the recovery is reported.
+        w.sink.answers = [Err(network_error())].into();
+        hand_over(&w, counts("a.example", 1, 1));
+        w.flush();
+        assert!(log.drain().lines.is_empty());
+        clock.now.set(w.next_try.unwrap());
+        w.flush();
+        assert_eq!(
+            log.drain().lines,
+            vec!["database reachable again: fake db; delivered 1 bytes in, 1 bytes out in 1 row"]
+        );
+    }
+
+    #[test]
+    fn a_replayed_spool_goes_first_and_its_file_is_retired_when_all_is_in() {
+        let dir = std::env::temp_dir().join(format!("bwc-worker-replay-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let spool = dir.join("spool");
+        let earlier = vec![
+            Batch {
+                id: "old/1".into(),
+                rows: counts("a.example", 1, 1).rows(),
+            },
+            Batch {
+                id: "old/2".into(),
+                rows: counts("b.example", 2, 2).rows(),
+            },
+        ];
+        crate::spool::keep(&spool, &earlier, None).unwrap();
+        let replay = crate::spool::take_over(&spool, &LogQueue::default());
+        let claimed = replay.claimed.as_ref().unwrap().path().to_path_buf();
+
+        let clock = FakeClock::new();
+        let sink = FakeSink {
+            answers: [Ok(Delivered::Applied), Err(network_error())].into(),
+            ..FakeSink::default()
+        };
+        let (mut w, log) = worker_with(sink, &clock, replay);
+        hand_over(&w, counts("new.example", 3, 3));
+        w.flush();
+        assert!(claimed.exists(), "old/2 is not in yet");
+        clock.now.set(w.next_try.unwrap());
+        w.flush();
+        let ids: Vec<&str> = w.sink.offered.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(&ids[..3], ["old/1", "old/2", "old/2"]);
+        assert!(!ids[3].starts_with("old/"));
+        assert!(!claimed.exists(), "retired once every spooled batch was in");
+        assert!(log
+            .drain()
+            .lines
+            .iter()
+            .any(|l| l.ends_with("replayed completely")));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn at_stop_it_keeps_trying_until_the_deadline_then_leaves_the_rest_in_the_books() {
+        let clock = FakeClock::new();
+        let sink = FakeSink {
+            answers: (0..100).map(|_| Err(network_error())).collect(),
+            ..FakeSink::default()
+        };
+        let (mut w, _log) = worker(sink, &clock);
+        hand_over(&w, counts("a.example", 1, 1));
+        let start = clock.at();
+        w.final_flush(start + Duration::from_secs(2));
+        assert!(clock.at() < start + Duration::from_secs(2));
+        assert_eq!(w.sink.offered.len(), 8, "every 250 ms until the deadline");
+        let (waiting, batches, _) = w.books.lock().undelivered();
+        assert!(waiting.is_empty());
+        assert_eq!(batches.len(), 1, "the batch in flight, with its id");
+
+        let sink = FakeSink {
+            answers: [Err(network_error()), Err(network_error())].into(),
+            ..FakeSink::default()
+        };
+        let (mut w, _log) = worker(sink, &clock);
+        hand_over(&w, counts("a.example", 1, 1));
+        w.final_flush(clock.at() + Duration::from_secs(4));
+        assert_eq!(w.sink.offered.len(), 3, "stops trying once delivered");
+        assert!(w.books.lock().is_empty());
+        assert_eq!(clock.slept.borrow().len(), 7 + 2);
+    }
+}

@@ -1,0 +1,229 @@
+//! The module in one lighttpd process, from `set_defaults` to `cleanup`:
+//! its configuration, its [`Tally`], and its flusher thread. The hooks turn
+//! lighttpd's calls into these method calls and write the returned lines to
+//! lighttpd's error log. Plain Rust, on lighttpd's thread.
+//!
+//! - start ([`Instance::start_worker`]): takes over an earlier run's spool
+//!   and starts the flusher thread;
+//! - every second ([`Instance::tick`]): hands the tally to the flusher when
+//!   a report is due;
+//! - stop ([`Instance::shutdown`]): the last counts go to the database, or
+//!   to the spool file, or into the error log, and the log says which.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Config, DEFAULT_MAX_HOSTS};
+use crate::counters::{Batch, Counters};
+use crate::day::{LocalZone, Zone};
+use crate::flush::{BatchIds, Flusher, Link};
+use crate::log::LogQueue;
+use crate::request::Counted;
+use crate::spool::{self, Claimed};
+use crate::tally::Tally;
+
+/// How long `cleanup` may take to deliver the last counts: lighttpd waits
+/// for every module's cleanup before it exits or restarts.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct Instance<Z: Zone = LocalZone> {
+    config: Option<Config>,
+    log: Arc<LogQueue>,
+    flusher: Option<Flusher>,
+    tally: Tally<Z>,
+    /// When the tally was last handed over (or the worker started), on
+    /// lighttpd's monotonic clock.
+    last_report: i64,
+}
+
+impl Instance<LocalZone> {
+    pub fn new() -> Self {
+        Instance::with_zone(LocalZone)
+    }
+}
+
+impl Default for Instance<LocalZone> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<Z: Zone> Instance<Z> {
+    pub fn with_zone(zone: Z) -> Self {
+        Instance {
+            config: None,
+            log: Arc::new(LogQueue::default()),
+            flusher: None,
+            tally: Tally::with_zone(zone, DEFAULT_MAX_HOSTS as usize),
+            last_report: 0,
+        }
+    }
+
+    /// After `set_defaults` validated the options.
+    pub fn configure(&mut self, config: Config) {
+        self.tally.set_max_hosts(config.max_hosts);
+        self.config = Some(config);
+    }
+
+    /// In each lighttpd process that serves requests (after any fork):
+    /// starts the flusher thread, which first checks the database.
+    /// `now` is the wall clock, `monotonic` lighttpd's monotonic seconds.
+    pub fn start_worker(&mut self, now: i64, monotonic: i64) -> Result<(), String> {
+        let Some(config) = &self.config else {
+            return Err("worker_init ran before set_defaults: nothing to start".into());
+        };
+        self.last_report = monotonic;
+        self.tally.warm_up(now);
+        if self.flusher.is_some() {
+            return Ok(());
+        }
+        let replay = match &config.spool_file {
+            None => spool::Replay::default(),
+            Some(path) => spool::take_over(path, &self.log),
+        };
+        let link = Link::new(config.db.clone());
+        let flusher = Flusher::start(link, self.log.clone(), replay)
+            .map_err(|e| format!("cannot start the flusher thread: {e}; counts stay in memory"))?;
+        self.flusher = Some(flusher);
+        Ok(())
+    }
+
+    /// The request path: see [`Tally::count`].
+    pub fn count(&mut self, request: Counted<'_>) {
+        self.tally.count(request);
+    }
+
+    /// Once a second, on lighttpd's thread: hands the tally to the flusher
+    /// when `report_interval` has passed (`now`: monotonic seconds);
+    /// returns what to write to the error log.
+    pub fn tick(&mut self, now: i64) -> Vec<String> {
+        let interval = self
+            .config
+            .as_ref()
+            .map_or(60, |c| c.report_interval.as_secs() as i64);
+        if now - self.last_report >= interval && !self.tally.is_empty() {
+            if let Some(flusher) = &self.flusher {
+                self.last_report = now;
+                if let Err(back) = flusher.deliver(self.tally.take()) {
+                    // The thread is gone (it logged why): keep counting here.
+                    self.tally.put_back(back);
+                }
+            }
+        }
+        let mut lines = self.take_log();
+        lines.extend(self.tally.overflow_line(now));
+        lines
+    }
+
+    /// At `cleanup`: hands over the last counts, lets the flusher deliver
+    /// them (bounded in time), and reports exactly what did not arrive.
+    pub fn shutdown(&mut self) -> Vec<String> {
+        let mut waiting = self.tally.take();
+        let mut batches = Vec::new();
+        let mut claimed = None;
+        let mut late = None;
+        if let Some(flusher) = self.flusher.take() {
+            if let Err(back) = flusher.deliver(waiting.take()) {
+                waiting = back;
+            }
+            let stopped = flusher.stop(STOP_TIMEOUT);
+            if stopped.timed_out {
+                late = Some(format!(
+                    "the database did not answer within {}s of shutdown",
+                    STOP_TIMEOUT.as_secs()
+                ));
+            }
+            waiting.merge(stopped.waiting);
+            batches = stopped.batches;
+            claimed = stopped.claimed;
+        }
+        let mut lines = self.take_log();
+        lines.extend(late);
+        if !waiting.is_empty() {
+            batches.push(Batch {
+                id: BatchIds::new().next_id(),
+                rows: waiting.rows(),
+            });
+        }
+        if !batches.is_empty() {
+            lines.extend(self.set_aside(&batches, claimed));
+        }
+        lines
+    }
+
+    /// What the database did not take at stop: into the spool file if
+    /// there is one, else every row into the error log.
+    fn set_aside(&self, batches: &[Batch], claimed: Option<Claimed>) -> Vec<String> {
+        let rows: Vec<_> = batches
+            .iter()
+            .flat_map(|b| b.rows.iter().cloned())
+            .collect();
+        let summary = Counters::summary_of(&rows);
+        let mut lines = Vec::new();
+        if let Some(path) = self.config.as_ref().and_then(|c| c.spool_file.as_ref()) {
+            match spool::keep(path, batches, claimed) {
+                Ok(()) => {
+                    lines.push(format!(
+                        "database unavailable at shutdown: wrote {summary} to spool file {}; \
+                         they are delivered at the next start",
+                        path.display()
+                    ));
+                    return lines;
+                }
+                Err(e) => lines.push(format!("cannot write spool file {}: {e}", path.display())),
+            }
+        }
+        lines.push(format!(
+            "could not deliver {summary} at shutdown; lost unless added by hand:"
+        ));
+        let mut undelivered = Counters::new();
+        for row in rows {
+            undelivered.add(&row.host, row.day, row.traffic);
+        }
+        for row in undelivered.rows() {
+            lines.push(format!(
+                "undelivered: vhost {} day {} in {} out {}",
+                row.host, row.day, row.traffic.bytes_in, row.traffic.bytes_out
+            ));
+        }
+        lines
+    }
+
+    fn take_log(&self) -> Vec<String> {
+        let drained = self.log.drain();
+        let mut lines = drained.lines;
+        if drained.dropped > 0 {
+            lines.push(format!(
+                "{} further log lines were dropped (log queue full)",
+                drained.dropped
+            ));
+        }
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tally::tests::{req, Utc, LAST_SECOND};
+
+    #[test]
+    fn without_a_database_thread_shutdown_reports_every_row() {
+        let mut m = Instance::with_zone(Utc);
+        m.count(req("a", 1, 2, LAST_SECOND));
+        m.count(req("b", 3, 4, LAST_SECOND));
+        assert!(
+            m.tick(LAST_SECOND + 3600).is_empty(),
+            "no flusher: nothing to log, counts kept"
+        );
+        let lines = m.shutdown();
+        assert_eq!(
+            lines,
+            vec![
+                "could not deliver 4 bytes in, 6 bytes out in 2 rows at shutdown; lost unless added by hand:",
+                "undelivered: vhost a day 2026-11-28 in 1 out 2",
+                "undelivered: vhost b day 2026-11-28 in 3 out 4",
+            ]
+        );
+    }
+}

@@ -1,0 +1,222 @@
+//! The spool file's whole life: counts the database could not take when
+//! lighttpd stopped wait here until the next start replays them.
+//!
+//! 1. At stop, [`keep`] appends them (under a lock, fsynced).
+//! 2. At the next start, [`take_over`] claims the file (an atomic rename to
+//!    a name only this process knows, so with several workers exactly one
+//!    replays it) and reads it.
+//! 3. The flusher delivers the claimed batches first; when all are in, it
+//!    [`Claimed::retire`]s the file. If lighttpd stops before that, what is
+//!    left goes into a new spool by [`keep`], which retires the claimed one.
+//!
+//! The record format is in [`format`].
+
+pub mod format;
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use crate::counters::{Batch, Counters};
+use crate::log::LogQueue;
+
+pub use self::format::Parsed;
+
+/// A spool file this process took over: renamed to `<spool>.claimed.<pid>`.
+#[derive(Debug)]
+pub struct Claimed {
+    path: PathBuf,
+}
+
+impl Claimed {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every batch of the claimed file is in the table: the file goes.
+    pub fn retire(self, log: &LogQueue) {
+        match fs::remove_file(&self.path) {
+            Ok(()) => log.push(format!("spool {} replayed completely", self.path.display())),
+            Err(e) => log.push(format!(
+                "cannot remove replayed spool {}: {e}",
+                self.path.display()
+            )),
+        }
+    }
+}
+
+/// What an earlier run left to deliver, delivered before anything new.
+#[derive(Debug, Default)]
+pub struct Replay {
+    pub batches: Vec<Batch>,
+    pub claimed: Option<Claimed>,
+}
+
+/// At start: takes over the spool file of an earlier run, if there is one,
+/// and says so in the log.
+pub fn take_over(path: &Path, log: &LogQueue) -> Replay {
+    match claim(path) {
+        Ok(None) => Replay::default(),
+        Ok(Some((claimed, parsed))) => {
+            let good: usize = parsed.batches.iter().map(|b| b.rows.len()).sum();
+            if parsed.skipped > 0 {
+                log.push(format!(
+                    "spool file {}: skipped {} corrupt or truncated records; replaying the {good} good ones",
+                    path.display(),
+                    parsed.skipped
+                ));
+            }
+            let rows: Vec<_> = parsed
+                .batches
+                .iter()
+                .flat_map(|b| b.rows.iter().cloned())
+                .collect();
+            log.push(format!(
+                "replaying {} from spool file {} (claimed as {})",
+                Counters::summary_of(&rows),
+                path.display(),
+                claimed.path.display()
+            ));
+            Replay {
+                batches: parsed.batches,
+                claimed: Some(claimed),
+            }
+        }
+        Err(e) => {
+            log.push(format!(
+                "cannot claim spool file {}: {e}; it stays for the next start",
+                path.display()
+            ));
+            Replay::default()
+        }
+    }
+}
+
+/// At stop: appends `batches` to the spool for the next start. `claimed`
+/// is this process's replay, whose undelivered rest is among `batches`:
+/// once they are safely on disk, it goes.
+pub fn keep(path: &Path, batches: &[Batch], claimed: Option<Claimed>) -> io::Result<()> {
+    append(path, batches)?;
+    if let Some(c) = claimed {
+        let _ = fs::remove_file(c.path);
+    }
+    Ok(())
+}
+
+/// Appends batches to the spool and fsyncs, under an exclusive lock so
+/// that several lighttpd workers stopping together do not interleave.
+fn append(path: &Path, batches: &[Batch]) -> io::Result<()> {
+    let text = format::format(batches);
+    if text.is_empty() {
+        return Ok(());
+    }
+    let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+    // SAFETY: flock(2) only reads the descriptor number, which `f` owns and
+    // keeps open for the call; the lock goes when `f` is closed.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
+/// Renames the spool to a name only this process knows (rename is atomic,
+/// so with several workers exactly one wins) and reads it. `Ok(None)`:
+/// there was no spool to claim.
+fn claim(path: &Path) -> io::Result<Option<(Claimed, Parsed)>> {
+    let claimed = path.with_file_name(format!(
+        "{}.claimed.{}",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    match fs::rename(path, &claimed) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let text = fs::read(&claimed)?;
+    Ok(Some((Claimed { path: claimed }, format::parse(&text))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counters::{Row, Traffic};
+    use crate::day::Day;
+
+    fn batch(id: &str, host: &str, bytes_in: u64) -> Batch {
+        Batch {
+            id: id.into(),
+            rows: vec![Row {
+                host: host.into(),
+                day: Day(20_420),
+                traffic: Traffic {
+                    bytes_in,
+                    bytes_out: 1,
+                },
+            }],
+        }
+    }
+
+    struct Dir(PathBuf);
+    impl Dir {
+        fn new(name: &str) -> Dir {
+            let d = std::env::temp_dir().join(format!("bwc-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&d);
+            fs::create_dir_all(&d).unwrap();
+            Dir(d)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn kept_at_stop_taken_over_once_at_start_retired_when_replayed() {
+        let dir = Dir::new("spool-life");
+        let path = dir.0.join("spool");
+        let log = LogQueue::default();
+        assert!(take_over(&path, &log).claimed.is_none(), "no spool yet");
+        keep(&path, &[batch("h/1/2/3", "a.example", 10)], None).unwrap();
+        keep(&path, &[batch("h/1/2/4", "b.example", 20)], None).unwrap();
+
+        let replay = take_over(&path, &log);
+        assert_eq!(
+            replay.batches,
+            vec![
+                batch("h/1/2/3", "a.example", 10),
+                batch("h/1/2/4", "b.example", 20)
+            ]
+        );
+        let claimed = replay.claimed.expect("claimed");
+        assert!(!path.exists() && claimed.path().exists());
+        assert!(take_over(&path, &log).claimed.is_none(), "claimed once");
+        let claimed_path = claimed.path().to_path_buf();
+        claimed.retire(&log);
+        assert!(!claimed_path.exists());
+        let lines = log.drain().lines;
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].starts_with("replaying 30 bytes in, 2 bytes out in 2 rows from spool file")
+        );
+        assert!(lines[1].ends_with("replayed completely"), "{lines:?}");
+    }
+
+    #[test]
+    fn the_rest_of_a_replay_moves_into_the_new_spool() {
+        let dir = Dir::new("spool-rest");
+        let path = dir.0.join("spool");
+        let log = LogQueue::default();
+        keep(&path, &[batch("h/1/2/3", "a.example", 10)], None).unwrap();
+        let replay = take_over(&path, &log);
+        let claimed_path = replay.claimed.as_ref().unwrap().path().to_path_buf();
+        keep(&path, &replay.batches, replay.claimed).unwrap();
+        assert!(!claimed_path.exists(), "the claimed file went");
+        assert_eq!(take_over(&path, &log).batches, replay.batches);
+    }
+}

@@ -1,0 +1,221 @@
+//! The tally: every byte this lighttpd process counted since its last
+//! report, per (host, day). The request path ends here.
+//!
+//! Lives on lighttpd's thread and is touched by no other: counting takes no
+//! lock, does no I/O, and allocates nothing for a host already seen in the
+//! interval. At a report the whole tally goes to the flusher
+//! ([`Tally::take`]) and counting continues in a fresh one.
+
+use crate::admission::{Admission, OVERFLOW};
+use crate::counters::Counters;
+use crate::day::{Calendar, LocalZone, Zone};
+use crate::hostkey::KeyMaker;
+use crate::request::Counted;
+
+/// How often, at most, the overflow line is repeated while hosts overflow.
+const OVERFLOW_LOG_EVERY_SECS: i64 = 60;
+
+pub struct Tally<Z: Zone = LocalZone> {
+    pending: Counters,
+    keys: KeyMaker,
+    calendar: Calendar<Z>,
+    admission: Admission,
+    /// Overflowed requests already reported, and when (monotonic seconds).
+    overflow_logged: (u64, i64),
+}
+
+impl Tally<LocalZone> {
+    pub fn new(max_hosts: usize) -> Self {
+        Tally::with_zone(LocalZone, max_hosts)
+    }
+}
+
+impl<Z: Zone> Tally<Z> {
+    pub fn with_zone(zone: Z, max_hosts: usize) -> Self {
+        Tally {
+            pending: Counters::new(),
+            keys: KeyMaker::new(),
+            calendar: Calendar::new(zone),
+            admission: Admission::new(max_hosts),
+            overflow_logged: (0, i64::MIN),
+        }
+    }
+
+    /// The cap on distinct hosts per day (`bw_counter.max_hosts`), set
+    /// before the first request.
+    pub fn set_max_hosts(&mut self, max_hosts: usize) {
+        self.admission = Admission::new(max_hosts);
+    }
+
+    /// Reads the time zone once before the first request (`localtime_r`
+    /// reads the zone file on first use).
+    pub fn warm_up(&mut self, now: i64) {
+        self.calendar.day(now);
+    }
+
+    /// Adds one counted request to its (host, day).
+    pub fn count(&mut self, request: Counted<'_>) {
+        let day = self.calendar.day(request.now);
+        let host = self.keys.key(request.authority, request.server_name);
+        // A (host, day) row in pending was admitted on that day already:
+        // one hash lookup instead of two for the common case.
+        if self.pending.add_existing(host, day, request.traffic) {
+            return;
+        }
+        let host = self.admission.admit(host, day);
+        self.pending.add(host, day, request.traffic);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Everything counted since the last take, leaving the tally empty.
+    pub fn take(&mut self) -> Counters {
+        self.pending.take()
+    }
+
+    /// Counts that could not be handed over come back.
+    pub fn put_back(&mut self, counts: Counters) {
+        self.pending.merge(counts);
+    }
+
+    /// At most one line a minute (`now`: monotonic seconds) while hosts
+    /// overflow `max_hosts`.
+    pub fn overflow_line(&mut self, now: i64) -> Option<String> {
+        let overflow = self.admission.overflow();
+        let (logged_requests, logged_at) = self.overflow_logged;
+        let fresh_day = overflow.requests < logged_requests;
+        let nothing_new = overflow.requests == logged_requests;
+        let too_soon = now.saturating_sub(logged_at) < OVERFLOW_LOG_EVERY_SECS;
+        if overflow.requests == 0 || (!fresh_day && (nothing_new || too_soon)) {
+            return None;
+        }
+        self.overflow_logged = (overflow.requests, now);
+        let day = overflow.day.map(|d| d.to_string()).unwrap_or_default();
+        Some(format!(
+            "bw_counter.max_hosts = {} reached on {day}: {} requests for about {} more hosts \
+             counted under {OVERFLOW} so far today",
+            self.admission.cap(),
+            overflow.requests,
+            overflow.hosts()
+        ))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::alloc_count;
+    use crate::counters::Traffic;
+
+    /// A zone without offset, so that tests need not know the machine's.
+    pub struct Utc;
+    impl Zone for Utc {
+        fn utc_offset(&self, _: i64) -> i32 {
+            0
+        }
+    }
+
+    pub fn req(host: &'static str, i: u64, o: u64, now: i64) -> Counted<'static> {
+        Counted {
+            authority: host.as_bytes(),
+            server_name: b"",
+            traffic: Traffic {
+                bytes_in: i,
+                bytes_out: o,
+            },
+            now,
+        }
+    }
+
+    /// 2026-11-28 23:59:59 UTC.
+    pub const LAST_SECOND: i64 = 1_795_910_399;
+
+    #[test]
+    fn requests_land_on_the_day_they_finished() {
+        let mut t = Tally::with_zone(Utc, 10);
+        t.count(req("a.example:80", 100, 1000, LAST_SECOND));
+        t.count(req("a.example", 1, 10, LAST_SECOND + 1));
+        t.count(req("", 5, 5, LAST_SECOND + 1));
+        let rows = t.take().rows();
+        let shown: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} {} {}",
+                    r.host, r.day, r.traffic.bytes_in, r.traffic.bytes_out
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                "_nohost 2026-11-29 5 5",
+                "a.example 2026-11-28 100 1000",
+                "a.example 2026-11-29 1 10"
+            ]
+        );
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn counting_a_known_host_does_not_allocate() {
+        let mut t = Tally::with_zone(Utc, 10);
+        t.count(req("shop.example.com:443", 10, 10, LAST_SECOND));
+        t.count(req("Mixed.Case.example", 10, 10, LAST_SECOND));
+        let before = alloc_count::this_thread();
+        for i in 0..1000 {
+            t.count(req("shop.example.com:443", i, i, LAST_SECOND));
+            t.count(req("shop.example.com", 1, 1, LAST_SECOND));
+            t.count(req("Mixed.Case.example", 1, 1, LAST_SECOND)); // escaped into the scratch buffer
+        }
+        assert_eq!(
+            alloc_count::this_thread() - before,
+            0,
+            "allocations on the request path"
+        );
+        t.count(req("new.example", 1, 1, LAST_SECOND));
+        assert!(
+            alloc_count::this_thread() > before,
+            "the counter does see allocations"
+        );
+    }
+
+    #[test]
+    fn hosts_beyond_the_cap_are_counted_under_other_and_logged_once_a_minute() {
+        let mut t = Tally::with_zone(Utc, 1);
+        t.count(req("a", 1, 1, LAST_SECOND));
+        assert_eq!(t.overflow_line(0), None, "no overflow yet");
+        t.count(req("b", 2, 2, LAST_SECOND));
+        t.count(req("c", 3, 3, LAST_SECOND));
+        let line = t.overflow_line(10).expect("a line");
+        assert_eq!(
+            line,
+            "bw_counter.max_hosts = 1 reached on 2026-11-28: 2 requests for about 2 more hosts \
+             counted under _other so far today"
+        );
+        t.count(req("d", 1, 1, LAST_SECOND));
+        assert_eq!(t.overflow_line(20), None, "at most one a minute");
+        assert!(t.overflow_line(70).is_some());
+        assert_eq!(t.overflow_line(200), None, "nothing new");
+        let hosts: Vec<String> = t.take().rows().iter().map(|r| r.host.to_string()).collect();
+        assert_eq!(hosts, vec!["_other", "a"]);
+    }
+
+    #[test]
+    fn counts_put_back_join_the_new_ones() {
+        let mut t = Tally::with_zone(Utc, 10);
+        t.count(req("a", 1, 2, LAST_SECOND));
+        let taken = t.take();
+        t.count(req("a", 10, 20, LAST_SECOND));
+        t.put_back(taken);
+        assert_eq!(
+            t.take().summary().traffic,
+            Traffic {
+                bytes_in: 11,
+                bytes_out: 22
+            }
+        );
+    }
+}
