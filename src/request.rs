@@ -50,9 +50,10 @@ pub enum Protocol {
     H2Stream,
 }
 
-/// What the hooks read out of a lighttpd `request_st`, as plain values.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestFacts<'a> {
+/// What decides whether a hook call counts a request: a few fields of
+/// lighttpd's `request_st`, cheap to read on every call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestFacts {
     pub hook: Hook,
     pub protocol: Protocol,
     /// `r->http_status`: 0 while no response status was set.
@@ -60,165 +61,169 @@ pub struct RequestFacts<'a> {
     /// `r->rqst_header_len`: length of the parsed request header, 0 before
     /// a header was parsed and after a reset.
     pub header_len: u32,
-    /// `r->reqbody_queue.bytes_in`: request body bytes read.
-    pub body_read: i64,
+}
+
+/// Which of the request's counters hold its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// `%I` and `%O`, as mod_accesslog logs them.
+    AccessLog,
+    /// An HTTP/2 stream reset without a status: its read counters were
+    /// zeroed, so bytes in are the header length plus the body read.
+    CancelledStream,
+}
+
+/// The request's byte counters, read only once [`measure`] said which
+/// are needed (a reset of a finished request, the common case, reads none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestBytes {
     /// `http_request_stats_bytes_in(r)`: mod_accesslog's `%I`.
     pub stats_in: i64,
     /// `http_request_stats_bytes_out(r)`: mod_accesslog's `%O`.
     pub stats_out: i64,
-    /// `r->uri.authority`: the host lighttpd parsed (may be empty).
-    pub authority: &'a [u8],
-    /// `r->server_name`: `server.name` of the scope, the key of requests
-    /// without a host.
-    pub server_name: &'a [u8],
-    /// lighttpd's wall clock (`log_epoch_secs`) at the hook.
-    pub now: i64,
+    /// `r->rqst_header_len`.
+    pub header_len: u32,
+    /// `r->reqbody_queue.bytes_in`: request body bytes read.
+    pub body_read: i64,
 }
 
 /// A request the module counts: whose bytes, how many, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counted<'a> {
+    /// `r->uri.authority`: the host lighttpd parsed (may be empty).
     pub authority: &'a [u8],
+    /// `r->server_name`: `server.name` of the scope, the key of requests
+    /// without a host.
     pub server_name: &'a [u8],
     pub traffic: Traffic,
-    /// Decides the day the bytes belong to.
+    /// lighttpd's wall clock (`log_epoch_secs`): decides the day.
     pub now: i64,
 }
 
-/// The counting decision: `Some` with the bytes to count, or `None` when
-/// this hook call must not count the request (see the module docs).
-pub fn counted<'a>(facts: &RequestFacts<'a>) -> Option<Counted<'a>> {
-    if facts.protocol == Protocol::H2Connection {
-        return None;
+/// The counting decision: whether this hook call counts the request, and
+/// from which counters (see the module docs); `None`: it does not.
+#[inline]
+pub fn measure(facts: &RequestFacts) -> Option<Measure> {
+    // Most resets are of requests that got a status: decided first.
+    match (facts.hook, facts.protocol) {
+        (Hook::Reset, _) if facts.http_status != 0 || facts.header_len == 0 => None,
+        (_, Protocol::H2Connection) => None,
+        (Hook::Done, _) => Some(Measure::AccessLog),
+        (Hook::Reset, Protocol::H2Stream) => Some(Measure::CancelledStream),
+        (Hook::Reset, Protocol::Http1) => Some(Measure::AccessLog),
     }
-    let (bytes_in, bytes_out) = match facts.hook {
-        Hook::Done => (facts.stats_in, facts.stats_out),
-        Hook::Reset if facts.http_status != 0 || facts.header_len == 0 => return None,
-        Hook::Reset if facts.protocol == Protocol::H2Stream => (
-            i64::from(facts.header_len).saturating_add(facts.body_read),
-            facts.stats_out,
-        ),
-        Hook::Reset => (facts.stats_in, facts.stats_out),
+}
+
+/// The bytes `measure` says to count; `None` when there are none.
+#[inline]
+pub fn traffic(measure: Measure, c: &RequestBytes) -> Option<Traffic> {
+    let bytes_in = match measure {
+        Measure::AccessLog => c.stats_in,
+        Measure::CancelledStream => i64::from(c.header_len).saturating_add(c.body_read),
     };
     // lighttpd's counters are off_t; a negative one would be a bug there,
     // never a reason to subtract from a row.
     let traffic = Traffic {
         bytes_in: u64::try_from(bytes_in).unwrap_or(0),
-        bytes_out: u64::try_from(bytes_out).unwrap_or(0),
+        bytes_out: u64::try_from(c.stats_out).unwrap_or(0),
     };
-    (traffic != Traffic::default()).then_some(Counted {
-        authority: facts.authority,
-        server_name: facts.server_name,
-        traffic,
-        now: facts.now,
-    })
+    (traffic != Traffic::default()).then_some(traffic)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Hook::{Done, Reset};
+    use Protocol::{H2Connection, H2Stream, Http1};
 
-    /// A finished HTTP/1 request: 80 header bytes and 20 body bytes in
-    /// (100 in all, as `%I` shows), 1000 out.
-    fn done() -> RequestFacts<'static> {
+    fn facts(hook: Hook, protocol: Protocol, http_status: i32, header_len: u32) -> RequestFacts {
         RequestFacts {
-            hook: Hook::Done,
-            protocol: Protocol::Http1,
-            http_status: 200,
-            header_len: 80,
-            body_read: 20,
-            stats_in: 100,
-            stats_out: 1000,
-            authority: b"a.example",
-            server_name: b"",
-            now: 1_795_910_399,
-        }
-    }
-
-    /// The same request in another place of its connection.
-    fn as_(protocol: Protocol, f: RequestFacts<'static>) -> RequestFacts<'static> {
-        RequestFacts { protocol, ..f }
-    }
-
-    /// The same request seen by the reset hook, with `status` set.
-    fn reset(http_status: i32, f: RequestFacts<'static>) -> RequestFacts<'static> {
-        RequestFacts {
-            hook: Hook::Reset,
+            hook,
+            protocol,
             http_status,
-            ..f
+            header_len,
         }
-    }
-
-    /// The same request with other `%I` / `%O` counters.
-    fn stats(stats_in: i64, stats_out: i64, f: RequestFacts<'static>) -> RequestFacts<'static> {
-        RequestFacts {
-            stats_in,
-            stats_out,
-            ..f
-        }
-    }
-
-    fn traffic(f: RequestFacts<'_>) -> Option<(u64, u64)> {
-        counted(&f).map(|c| (c.traffic.bytes_in, c.traffic.bytes_out))
     }
 
     #[test]
     fn a_finished_request_counts_what_the_access_log_shows() {
-        let c = counted(&done()).expect("counted");
-        assert_eq!(c.traffic.bytes_in, 100);
-        assert_eq!(c.traffic.bytes_out, 1000);
-        assert_eq!(c.authority, b"a.example");
-        assert_eq!(c.now, 1_795_910_399);
-        let stream = as_(Protocol::H2Stream, done());
-        assert_eq!(traffic(stream), Some((100, 1000)), "HTTP/2 streams alike");
+        for protocol in [Http1, H2Stream] {
+            let m = measure(&facts(Done, protocol, 200, 80));
+            assert_eq!(m, Some(Measure::AccessLog), "{protocol:?}");
+        }
     }
 
     #[test]
     fn the_http2_connection_record_never_counts() {
-        let record = as_(Protocol::H2Connection, done());
-        assert_eq!(traffic(record), None, "its bytes are the streams' again");
-        assert_eq!(traffic(reset(0, record)), None);
+        // Its bytes are the streams' again, as wire bytes.
+        assert_eq!(measure(&facts(Done, H2Connection, 100, 24)), None);
+        assert_eq!(measure(&facts(Reset, H2Connection, 0, 24)), None);
     }
 
     #[test]
     fn a_reset_after_a_status_leaves_the_request_to_request_done() {
-        assert_eq!(traffic(reset(200, done())), None);
-        assert_eq!(traffic(reset(200, as_(Protocol::H2Stream, done()))), None);
+        for protocol in [Http1, H2Stream] {
+            assert_eq!(measure(&facts(Reset, protocol, 200, 80)), None);
+        }
     }
 
     #[test]
     fn a_reset_of_a_request_without_header_counts_nothing() {
         // The second reset of a request (connection close) and a
         // connection that never completed a header.
-        let no_header = RequestFacts {
-            header_len: 0,
-            ..done()
-        };
-        assert_eq!(traffic(reset(0, no_header)), None);
+        for protocol in [Http1, H2Stream] {
+            assert_eq!(measure(&facts(Reset, protocol, 0, 0)), None);
+        }
     }
 
     #[test]
     fn an_http1_request_without_status_counts_at_reset() {
-        let aborted_upload = stats(65_536, 0, done());
-        assert_eq!(traffic(reset(0, aborted_upload)), Some((65_536, 0)));
+        let m = measure(&facts(Reset, Http1, 0, 80)).expect("counted");
+        let aborted_upload = RequestBytes {
+            stats_in: 65_536,
+            header_len: 80,
+            body_read: 65_456,
+            ..RequestBytes::default()
+        };
+        assert_eq!(traffic(m, &aborted_upload), Some(t(65_536, 0)));
     }
 
     #[test]
     fn a_cancelled_http2_stream_rebuilds_its_bytes_in() {
+        let m = measure(&facts(Reset, H2Stream, 0, 120)).expect("counted");
+        assert_eq!(m, Measure::CancelledStream);
         // lighttpd zeroed the stream's read counters before the hook;
         // header and body counts still hold what was read.
-        let cancelled = RequestFacts {
+        let cancelled = RequestBytes {
+            stats_in: 0,
+            stats_out: 0,
             header_len: 120,
             body_read: 40_000,
-            ..stats(0, 0, as_(Protocol::H2Stream, done()))
         };
-        assert_eq!(traffic(reset(0, cancelled)), Some((40_120, 0)));
+        assert_eq!(traffic(m, &cancelled), Some(t(40_120, 0)));
+    }
+
+    fn t(bytes_in: u64, bytes_out: u64) -> Traffic {
+        Traffic {
+            bytes_in,
+            bytes_out,
+        }
+    }
+
+    fn stats(stats_in: i64, stats_out: i64) -> RequestBytes {
+        RequestBytes {
+            stats_in,
+            stats_out,
+            ..RequestBytes::default()
+        }
     }
 
     #[test]
     fn empty_or_negative_counters_are_not_counted() {
-        assert_eq!(traffic(stats(0, 0, done())), None);
-        assert_eq!(traffic(stats(-5, -1, done())), None);
-        assert_eq!(traffic(stats(-5, 7, done())), Some((0, 7)));
+        let m = Measure::AccessLog;
+        assert_eq!(traffic(m, &stats(100, 1000)), Some(t(100, 1000)));
+        assert_eq!(traffic(m, &stats(0, 0)), None);
+        assert_eq!(traffic(m, &stats(-5, -1)), None);
+        assert_eq!(traffic(m, &stats(-5, 7)), Some(t(0, 7)));
     }
 }

@@ -27,11 +27,14 @@ use crate::instance::Instance;
 
 pub use self::error_log::ErrorLog;
 pub use self::options::read_config;
-pub use self::request::{clocks, request_facts, request_log};
+#[cfg(feature = "panic-test")]
+pub use self::request::authority;
+pub use self::request::{clocks, counted_request, request_facts, request_log};
 
 /// Runs `f`; if it panics, logs the panic to `log` and returns `on_panic`,
 /// so that no panic unwinds into lighttpd's C frames. Needs
 /// `panic = "unwind"` (see Cargo.toml).
+#[inline(always)]
 pub fn guarded<R>(hook: &str, log: ErrorLog, on_panic: R, f: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,

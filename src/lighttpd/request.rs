@@ -1,11 +1,12 @@
 //! Reading a request (and lighttpd's clocks) into plain values for the
-//! counting decision in `request.rs`.
+//! counting decision in `request.rs`: first the few fields that decide,
+//! then, only for a request that counts, its bytes and host.
 
 use std::ptr;
 
 use super::{buffer_bytes, ErrorLog};
 use crate::ffi;
-use crate::request::{Hook, Protocol, RequestFacts};
+use crate::request::{self, Counted, Hook, Measure, Protocol, RequestBytes, RequestFacts};
 
 /// lighttpd's clocks, in seconds: (wall clock since the epoch, monotonic).
 /// Both are globals lighttpd updates once per event-loop turn. The wall
@@ -31,19 +32,54 @@ pub unsafe fn request_log(r: *const ffi::request_st) -> ErrorLog {
     unsafe { ErrorLog::from_raw(req.conf.errh) }
 }
 
-/// What the counting decision needs to know about a request.
+/// The few fields of request `r` that decide whether it counts.
 ///
 /// # Safety
-/// `r` must be the non-null request lighttpd passed to the current hook;
-/// the returned facts (which borrow its buffers) must not outlive it.
-pub unsafe fn request_facts<'a>(hook: Hook, r: *const ffi::request_st) -> RequestFacts<'a> {
+/// `r` must be the non-null request lighttpd passed to the current hook.
+#[inline(always)]
+pub unsafe fn request_facts(hook: Hook, r: *const ffi::request_st) -> RequestFacts {
     // SAFETY: by the contract r points to a live request that nothing else
     // touches while the hook runs (invariants 1 and 4).
     let req = unsafe { &*r };
-    // SAFETY: the shim's http_request_stats_bytes_in/out only read fields
-    // of the live request r.
-    let (stats_in, stats_out) =
-        unsafe { (ffi::bwc_request_bytes_in(r), ffi::bwc_request_bytes_out(r)) };
+    RequestFacts {
+        hook,
+        http_status: req.http_status,
+        header_len: req.rqst_header_len,
+        protocol: protocol(req),
+    }
+}
+
+/// What request `r` adds to the tally, read the way `measure` says; `None`
+/// when that is nothing. The result borrows the request's buffers.
+///
+/// # Safety
+/// `r` must be the non-null request lighttpd passed to the current hook;
+/// the result must not outlive the hook.
+pub unsafe fn counted_request<'a>(
+    measure: Measure,
+    r: *const ffi::request_st,
+) -> Option<Counted<'a>> {
+    // SAFETY: by the contract r points to a live request that nothing else
+    // touches while the hook runs (invariants 1 and 4).
+    let req: &'a ffi::request_st = unsafe { &*r };
+    // SAFETY: the shim's http_request_stats_bytes_out only reads fields of
+    // the live request r.
+    let stats_out = unsafe { ffi::bwc_request_bytes_out(r) };
+    let bytes = match measure {
+        Measure::AccessLog => RequestBytes {
+            // SAFETY: as for bytes out.
+            stats_in: unsafe { ffi::bwc_request_bytes_in(r) },
+            stats_out,
+            ..RequestBytes::default()
+        },
+        Measure::CancelledStream => RequestBytes {
+            stats_out,
+            header_len: req.rqst_header_len,
+            body_read: req.reqbody_queue.bytes_in,
+            ..RequestBytes::default()
+        },
+    };
+    let traffic = request::traffic(measure, &bytes)?;
     // SAFETY: uri.authority is embedded in the live request; server_name is
     // null or a buffer of the request's configuration, which outlives it.
     let (authority, server_name) = unsafe {
@@ -52,22 +88,27 @@ pub unsafe fn request_facts<'a>(hook: Hook, r: *const ffi::request_st) -> Reques
             buffer_bytes(req.server_name),
         )
     };
-    RequestFacts {
-        hook,
-        protocol: protocol(req),
-        http_status: req.http_status,
-        header_len: req.rqst_header_len,
-        body_read: req.reqbody_queue.bytes_in,
-        stats_in,
-        stats_out,
+    Some(Counted {
         authority,
         server_name,
+        traffic,
         now: clocks().0,
-    }
+    })
+}
+
+/// The host of request `r` as lighttpd parsed it, for the panic-test hook.
+///
+/// # Safety
+/// As for [`counted_request`].
+#[cfg(feature = "panic-test")]
+pub unsafe fn authority<'a>(r: *const ffi::request_st) -> &'a [u8] {
+    // SAFETY: uri.authority is embedded in the live request r (contract).
+    unsafe { buffer_bytes(&(*r).uri.authority) }
 }
 
 /// HTTP/1, an HTTP/2 stream, or the HTTP/2 connection's own request
 /// record (`r == &r->con->request`).
+#[inline]
 fn protocol(req: &ffi::request_st) -> Protocol {
     if req.http_version != ffi::HTTP_VERSION_2 || req.con.is_null() {
         return Protocol::Http1;
