@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::config::{Config, DEFAULT_MAX_HOSTS};
 use crate::counters::{Batch, Counters};
 use crate::day::{LocalZone, Zone};
-use crate::flush::{BatchIds, Flusher, Link};
+use crate::flush::{BatchIds, Flusher, Link, Stopped};
 use crate::log::LogQueue;
 use crate::request::Counted;
 use crate::spool::{self, Claimed};
@@ -103,10 +103,11 @@ impl<Z: Zone> Instance<Z> {
             .map_or(60, |c| c.report_interval.as_secs() as i64);
         if now - self.last_report >= interval && !self.tally.is_empty() {
             if let Some(flusher) = &self.flusher {
-                self.last_report = now;
-                if let Err(back) = flusher.deliver(self.tally.take()) {
-                    // The thread is gone (it logged why): keep counting here.
-                    self.tally.put_back(back);
+                match flusher.deliver(self.tally.take()) {
+                    Ok(()) => self.last_report = now,
+                    // The flusher is busy with its books for a moment: the
+                    // counts stay in the tally and go at the next tick.
+                    Err(back) => self.tally.put_back(back),
                 }
             }
         }
@@ -116,57 +117,65 @@ impl<Z: Zone> Instance<Z> {
     }
 
     /// At `cleanup`: hands over the last counts, lets the flusher deliver
-    /// them (bounded in time), and reports exactly what did not arrive.
+    /// them (for at most [`STOP_TIMEOUT`], whatever state it is in), and
+    /// sets aside exactly what is not known to be in the table.
     pub fn shutdown(&mut self) -> Vec<String> {
-        let mut waiting = self.tally.take();
-        let mut batches = Vec::new();
-        let mut claimed = None;
-        let mut late = None;
-        if let Some(flusher) = self.flusher.take() {
-            if let Err(back) = flusher.deliver(waiting.take()) {
-                waiting = back;
-            }
-            let stopped = flusher.stop(STOP_TIMEOUT);
-            if stopped.timed_out {
-                late = Some(format!(
-                    "the database did not answer within {}s of shutdown",
-                    STOP_TIMEOUT.as_secs()
-                ));
-            }
-            waiting.merge(stopped.waiting);
-            batches = stopped.batches;
-            claimed = stopped.claimed;
-        }
+        let last = self.tally.take();
+        let stopped = match self.flusher.take() {
+            Some(flusher) => flusher.stop(last, STOP_TIMEOUT),
+            None => Stopped {
+                waiting: last,
+                batches: Vec::new(),
+                claimed: None,
+                timed_out: false,
+            },
+        };
         let mut lines = self.take_log();
-        lines.extend(late);
-        if !waiting.is_empty() {
+        let mut batches = stopped.batches;
+        if !stopped.waiting.is_empty() {
             batches.push(Batch {
                 id: BatchIds::new().next_id(),
-                rows: waiting.rows(),
+                rows: stopped.waiting.rows(),
             });
         }
         if !batches.is_empty() {
-            lines.extend(self.set_aside(&batches, claimed));
+            let why = if stopped.timed_out {
+                format!(
+                    "the database did not answer within {}s of shutdown",
+                    STOP_TIMEOUT.as_secs()
+                )
+            } else {
+                "database unavailable at shutdown".to_string()
+            };
+            lines.extend(self.set_aside(&why, &batches, stopped.claimed));
         }
         lines
     }
 
     /// What the database did not take at stop: into the spool file if
-    /// there is one, else every row into the error log.
-    fn set_aside(&self, batches: &[Batch], claimed: Option<Claimed>) -> Vec<String> {
+    /// there is one, else every row into the error log. Each batch keeps
+    /// its id: one whose COMMIT got no answer may be in the table already,
+    /// and the ledger tells.
+    fn set_aside(&self, why: &str, batches: &[Batch], claimed: Option<Claimed>) -> Vec<String> {
         let rows: Vec<_> = batches
             .iter()
             .flat_map(|b| b.rows.iter().cloned())
             .collect();
         let summary = Counters::summary_of(&rows);
+        let ledger = match &self.config {
+            Some(c) => format!("ledger table {}", c.db.ledger),
+            None => "ledger table".to_string(),
+        };
         let mut lines = Vec::new();
         if let Some(path) = self.config.as_ref().and_then(|c| c.spool_file.as_ref()) {
             match spool::keep(path, batches, claimed) {
                 Ok(()) => {
                     lines.push(format!(
-                        "database unavailable at shutdown: wrote {summary} to spool file {}; \
-                         they are delivered at the next start",
-                        path.display()
+                        "{why}: wrote {summary} to spool file {} ({} batch(es), each under its \
+                         id, so that the {ledger} lets each in once); they are \
+                         delivered at the next start",
+                        path.display(),
+                        batches.len()
                     ));
                     return lines;
                 }
@@ -174,17 +183,16 @@ impl<Z: Zone> Instance<Z> {
             }
         }
         lines.push(format!(
-            "could not deliver {summary} at shutdown; lost unless added by hand:"
+            "{why}: could not deliver {summary}; lost unless added by hand (a batch whose id is \
+             in the {ledger} is in the table already):"
         ));
-        let mut undelivered = Counters::new();
-        for row in rows {
-            undelivered.add(&row.host, row.day, row.traffic);
-        }
-        for row in undelivered.rows() {
-            lines.push(format!(
-                "undelivered: vhost {} day {} in {} out {}",
-                row.host, row.day, row.traffic.bytes_in, row.traffic.bytes_out
-            ));
+        for batch in batches {
+            for row in &batch.rows {
+                lines.push(format!(
+                    "undelivered: vhost {} day {} in {} out {} batch {}",
+                    row.host, row.day, row.traffic.bytes_in, row.traffic.bytes_out, batch.id
+                ));
+            }
         }
         lines
     }
@@ -217,12 +225,16 @@ mod tests {
             "no flusher: nothing to log, counts kept"
         );
         let lines = m.shutdown();
+        let id = lines[1].rsplit(' ').next().unwrap();
         assert_eq!(
             lines,
             vec![
-                "could not deliver 4 bytes in, 6 bytes out in 2 rows at shutdown; lost unless added by hand:",
-                "undelivered: vhost a day 2026-11-28 in 1 out 2",
-                "undelivered: vhost b day 2026-11-28 in 3 out 4",
+                "database unavailable at shutdown: could not deliver 4 bytes in, 6 bytes out in 2 \
+                 rows; lost unless added by hand (a batch whose id is in the ledger table is in \
+                 the table already):"
+                    .to_string(),
+                format!("undelivered: vhost a day 2026-11-28 in 1 out 2 batch {id}"),
+                format!("undelivered: vhost b day 2026-11-28 in 3 out 4 batch {id}"),
             ]
         );
     }

@@ -100,10 +100,11 @@ pub struct Flusher {
     commands: Sender<Command>,
     exited: Receiver<()>,
     thread: Option<JoinHandle<()>>,
-    /// Counts handed to the thread and not yet committed. Shared so that a
-    /// stop that times out (thread stuck on a dead network) still knows
-    /// exactly what was not delivered. The thread never holds the lock
-    /// during I/O, and lighttpd's request path never takes it.
+    /// Counts handed to the thread and not yet committed: lighttpd's thread
+    /// puts counts here itself, so that whatever state the thread is in
+    /// (blocked on a dead network, say), a stop finds every count that is
+    /// not known to be in the table. The thread never holds the lock during
+    /// I/O, and lighttpd's request path never takes it.
     books: Arc<Mutex<Books>>,
 }
 
@@ -111,11 +112,12 @@ pub struct Flusher {
 #[derive(Debug)]
 pub struct Stopped {
     pub waiting: Counters,
-    /// Batches with ids: the one being delivered and unreplayed spool ones.
+    /// Batches with ids: the one being delivered (whose COMMIT outcome may
+    /// be unknown) and unreplayed spool ones.
     pub batches: Vec<Batch>,
     /// A claimed spool file whose batches are in `batches` (if any).
     pub claimed: Option<Claimed>,
-    /// The thread did not finish in time (stuck on the network) and was
+    /// The thread did not finish in time (blocked on the network) and was
     /// left to end with the process.
     pub timed_out: bool,
 }
@@ -198,20 +200,29 @@ impl Flusher {
         })
     }
 
-    /// Hands counts to the thread. If the thread is gone, they come back.
+    /// Hands counts to the thread, without ever waiting: if the thread
+    /// happens to hold the books just now, the counts come back, to be
+    /// handed over at the next report.
     pub fn deliver(&self, counts: Counters) -> Result<(), Counters> {
-        self.commands
-            .send(Command::Deliver(counts))
-            .map_err(|e| match e.0 {
-                Command::Deliver(c) => c,
-                Command::Stop { .. } => unreachable!("only Deliver was sent"),
-            })
+        let Some(mut books) = self.books.try_lock() else {
+            return Err(counts);
+        };
+        books.hand_over(counts);
+        drop(books);
+        // A thread that is gone (it logged why) leaves the counts in the
+        // books, where the stop finds them.
+        let _ = self.commands.send(Command::Wake);
+        Ok(())
     }
 
-    /// Asks the thread to deliver what it has (trying until `timeout` is
-    /// nearly over) and to finish; waits at most `timeout`.
-    pub fn stop(mut self, timeout: Duration) -> Stopped {
+    /// Hands over the `last` counts, asks the thread to deliver what it has
+    /// (trying until `timeout` is nearly over) and to finish; waits at most
+    /// `timeout`. What was not delivered is in the result, in flight or not.
+    pub fn stop(mut self, last: Counters, timeout: Duration) -> Stopped {
         let started = Instant::now();
+        // The thread never holds the lock during I/O: this waits at most
+        // for it to finish a bookkeeping step.
+        self.books.lock().hand_over(last);
         // Leave the thread a little margin to answer before our deadline.
         let deadline = started + timeout.mul_f32(0.8);
         let _ = self.commands.send(Command::Stop { deadline });
@@ -231,5 +242,87 @@ impl Flusher {
             claimed,
             timed_out,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc::SyncSender;
+
+    use super::*;
+    use crate::counters::Traffic;
+    use crate::day::Day;
+
+    /// A database that answers the check, then hangs in every delivery
+    /// until the test lets it go (or gives up on it).
+    struct HungSink {
+        entered: SyncSender<String>,
+        release: Receiver<()>,
+    }
+
+    impl Sink for HungSink {
+        fn describe(&self) -> String {
+            "hung db".into()
+        }
+        fn check(&mut self) -> Result<ServerInfo, DbError> {
+            Ok(ServerInfo {
+                version: "fake".into(),
+            })
+        }
+        fn deliver(&mut self, batch: &Batch) -> Result<Delivered, DbError> {
+            let _ = self.entered.send(batch.id.clone());
+            let _ = self.release.recv();
+            Err(DbError {
+                code: None,
+                message: "network error: timed out".into(),
+            })
+        }
+        fn take_notices(&mut self) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    fn counts(host: &str, bytes_in: u64) -> Counters {
+        let mut c = Counters::new();
+        let traffic = Traffic {
+            bytes_in,
+            bytes_out: 1,
+        };
+        c.add(host, Day(20_420), traffic);
+        c
+    }
+
+    #[test]
+    fn a_stop_finds_every_count_while_the_thread_hangs_in_a_delivery() {
+        let (entered_tx, entered) = mpsc::sync_channel(10);
+        let (release_tx, release) = mpsc::channel();
+        let sink = HungSink {
+            entered: entered_tx,
+            release,
+        };
+        let log = Arc::new(LogQueue::default());
+        let flusher = Flusher::start(sink, log, Replay::default()).unwrap();
+        flusher.deliver(counts("a.example", 10)).unwrap();
+        let in_flight = entered.recv_timeout(Duration::from_secs(10)).unwrap();
+        // Reports keep coming while the thread hangs.
+        flusher.deliver(counts("b.example", 20)).unwrap();
+        flusher.deliver(counts("b.example", 30)).unwrap();
+
+        let t = Instant::now();
+        let stopped = flusher.stop(counts("c.example", 40), Duration::from_millis(300));
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "bounded: {:?}",
+            t.elapsed()
+        );
+        assert!(stopped.timed_out);
+        assert_eq!(stopped.batches.len(), 1);
+        assert_eq!(stopped.batches[0].id, in_flight, "kept under its id");
+        assert_eq!(stopped.batches[0].rows, counts("a.example", 10).rows());
+        let mut waiting = counts("b.example", 20);
+        waiting.merge(counts("b.example", 30));
+        waiting.merge(counts("c.example", 40));
+        assert_eq!(stopped.waiting, waiting);
+        drop(release_tx);
     }
 }

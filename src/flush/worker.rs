@@ -24,8 +24,11 @@ const LOCK_ATTEMPTS: u32 = 3;
 const FINAL_RETRY_PAUSE: Duration = Duration::from_millis(250);
 
 pub(super) enum Command {
-    Deliver(Counters),
-    Stop { deadline: Instant },
+    /// New counts are in the books.
+    Wake,
+    Stop {
+        deadline: Instant,
+    },
 }
 
 /// Time, as the worker sees it.
@@ -66,6 +69,11 @@ impl Books {
             claimed: replay.claimed,
             ..Books::default()
         }
+    }
+
+    /// Counts from lighttpd's thread join those waiting for a batch.
+    pub(super) fn hand_over(&mut self, counts: Counters) {
+        self.waiting.merge(counts);
     }
 
     /// Empties the books: (waiting, batches with ids, claimed spool).
@@ -140,8 +148,7 @@ impl<S: Sink, C: Clock> Worker<S, C> {
                 Some(at) => inbox.recv_timeout(at.saturating_duration_since(self.clock.now())),
             };
             match command {
-                Ok(Command::Deliver(counts)) => {
-                    self.books.lock().waiting.merge(counts);
+                Ok(Command::Wake) => {
                     if self.next_try.is_none_or(|at| self.clock.now() >= at) {
                         self.flush();
                     }
@@ -410,7 +417,7 @@ mod tests {
     }
 
     fn hand_over(w: &Worker<FakeSink, &FakeClock>, c: Counters) {
-        w.books.lock().waiting.merge(c);
+        w.books.lock().hand_over(c);
     }
 
     #[test]
