@@ -16,11 +16,14 @@ use std::time::Duration;
 use crate::config::{Config, DEFAULT_MAX_HOSTS};
 use crate::counters::{Batch, Counters};
 use crate::day::{LocalZone, Zone};
-use crate::flush::{BatchIds, Flusher, Link, Stopped};
+use crate::flush::{BatchIds, Flusher, Link, Stopped, LEDGER_RETENTION_DAYS};
 use crate::log::LogQueue;
 use crate::request::Counted;
 use crate::spool::{self, Claimed};
 use crate::tally::Tally;
+
+/// How long the ledger keeps a batch id (see flush::LEDGER_RETENTION_DAYS).
+const LEDGER_REMEMBERS: Duration = Duration::from_secs(LEDGER_RETENTION_DAYS as u64 * 86_400);
 
 /// How long `cleanup` may take to deliver the last counts: lighttpd waits
 /// for every module's cleanup before it exits or restarts.
@@ -79,7 +82,7 @@ impl<Z: Zone> Instance<Z> {
         }
         let replay = match &config.spool_file {
             None => spool::Replay::default(),
-            Some(path) => spool::take_over(path, &self.log),
+            Some(path) => spool::take_over(path, &self.log, LEDGER_REMEMBERS),
         };
         let link = Link::new(config.db.clone());
         let flusher = Flusher::start(link, self.log.clone(), replay)

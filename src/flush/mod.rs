@@ -67,6 +67,12 @@ impl fmt::Display for DbError {
     }
 }
 
+/// Ledger rows older than this are pruned. Retries happen within minutes;
+/// a spooled batch comes back at the next start, which must be sooner than
+/// this for the ledger to still know it (the README says so, and a replay
+/// of an older spool says so in the log).
+pub const LEDGER_RETENTION_DAYS: u32 = 7;
+
 /// Lock-wait timeout: the server rolled the transaction back.
 pub const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
 /// Deadlock: the server rolled the transaction back.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use mysql::prelude::Queryable;
 use mysql::{Conn, Opts, OptsBuilder, SslOpts, TxOpts, Value};
 
-use super::{DbError, Delivered, ServerInfo, Sink};
+use super::{DbError, Delivered, ServerInfo, Sink, LEDGER_RETENTION_DAYS};
 use crate::config::{DbConfig, Server, TlsMode};
 use crate::counters::Batch;
 use crate::day::Day;
@@ -67,8 +67,6 @@ fn ledger_refusal(code: Option<u16>) -> LedgerRefusal {
         _ => LedgerRefusal::Failed,
     }
 }
-/// Ledger rows older than this are pruned (retries happen within minutes).
-const LEDGER_RETENTION_DAYS: u32 = 7;
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// One connection to the configured database, opened on demand.
@@ -77,8 +75,6 @@ pub struct Link {
     conn: Option<Conn>,
     /// Exactly-once while the ledger works; at-least-once after it failed.
     ledger_ok: bool,
-    /// `prefer` found a server without TLS.
-    tls_refused: bool,
     rows_per_statement: usize,
     last_prune: Option<Instant>,
     notices: Vec<String>,
@@ -90,7 +86,6 @@ impl Link {
             db,
             conn: None,
             ledger_ok: true,
-            tls_refused: false,
             rows_per_statement: ROWS_PER_STATEMENT,
             last_prune: None,
             notices: Vec::new(),
@@ -102,7 +97,7 @@ impl Link {
         self.rows_per_statement = rows.clamp(1, MAX_ROWS_PER_STATEMENT);
     }
 
-    fn opts(&self) -> Opts {
+    fn opts(&self, tls: bool) -> Opts {
         let db = &self.db;
         let builder = OptsBuilder::new()
             .user(Some(db.user.clone()))
@@ -114,7 +109,7 @@ impl Link {
             .tcp_connect_timeout(Some(CONNECT_TIMEOUT))
             .read_timeout(Some(IO_TIMEOUT))
             .write_timeout(Some(IO_TIMEOUT));
-        let builder = match self.tls_opts() {
+        let builder = match self.tls_opts().filter(|_| tls) {
             Some(ssl) => builder.ssl_opts(ssl),
             None => builder,
         };
@@ -134,7 +129,6 @@ impl Link {
         let tls = &self.db.tls;
         match tls.mode {
             TlsMode::Disable => None,
-            _ if self.tls_refused => None,
             TlsMode::Prefer | TlsMode::Require => Some(
                 SslOpts::default()
                     .with_danger_accept_invalid_certs(true)
@@ -148,30 +142,69 @@ impl Link {
         }
     }
 
+    /// The connection, made if there is none. Each new connection also
+    /// looks at the ledger table again.
     fn conn(&mut self) -> Result<&mut Conn, DbError> {
         if self.conn.is_none() {
-            let conn = match Conn::new(self.opts()) {
-                // `prefer`: a server without TLS gets a plain connection.
-                Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported))
-                    if self.db.tls.mode == TlsMode::Prefer =>
-                {
-                    self.tls_refused = true;
-                    Conn::new(self.opts())
-                }
-                other => other,
-            };
-            self.conn = Some(conn?);
+            self.conn = Some(self.connect()?);
+            if let Err(e) = self.probe_ledger() {
+                self.conn = None;
+                return Err(e);
+            }
         }
         Ok(self.conn.as_mut().expect("just connected"))
+    }
+
+    /// A new connection. `prefer` asks for TLS every time: a server
+    /// without it gets a plain connection, and one that has gained it
+    /// since gets an encrypted one.
+    fn connect(&self) -> Result<Conn, DbError> {
+        match Conn::new(self.opts(true)) {
+            Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported))
+                if self.db.tls.mode == TlsMode::Prefer =>
+            {
+                Ok(Conn::new(self.opts(false))?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Whether the ledger table can be used, asked at every new connection:
+    /// a missing table or missing rights turn exactly-once off (said once)
+    /// until a later connection finds it usable; any other error is the
+    /// connection's, not the ledger's, and changes nothing.
+    fn probe_ledger(&mut self) -> Result<(), DbError> {
+        let sql = format!(
+            "SELECT `batch`, `at` FROM {} LIMIT 0",
+            self.db.ledger.quoted()
+        );
+        let conn = self.conn.as_mut().expect("connected");
+        match conn.query_drop(sql).map_err(DbError::from) {
+            Ok(()) => {
+                if !self.ledger_ok {
+                    self.notices.push(format!(
+                        "ledger table {} is usable again: delivery is exactly-once again",
+                        self.db.ledger
+                    ));
+                }
+                self.ledger_ok = true;
+                Ok(())
+            }
+            Err(e) if ledger_refusal(e.code) == LedgerRefusal::Unusable => {
+                self.ledger_failed(&e);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn ledger_failed(&mut self, e: &DbError) {
         if self.ledger_ok {
             self.ledger_ok = false;
             self.notices.push(format!(
-                "ledger table {} unusable ({e}): delivery is at-least-once until lighttpd restarts \
-                 (a flush whose COMMIT reply is lost would be counted twice); create it as in \
-                 examples/schema.sql and grant SELECT, INSERT, DELETE on it",
+                "ledger table {} unusable ({e}): delivery is at-least-once until a new connection \
+                 finds it usable (a flush whose COMMIT reply is lost would be counted twice); \
+                 create it as in examples/schema.sql and grant SELECT, INSERT, DELETE on it",
                 self.db.ledger
             ));
         }
@@ -269,34 +302,19 @@ impl Sink for Link {
             "SELECT `vhost`, `day`, `in`, `out` FROM {} LIMIT 0",
             self.db.table.quoted()
         );
-        let ledger_probe = format!(
-            "SELECT `batch`, `at` FROM {} LIMIT 0",
-            self.db.ledger.quoted()
-        );
         let result = (|| {
             let conn = self.conn()?;
             let version: Option<String> = conn.query_first("SELECT VERSION()")?;
             conn.query_drop(&probe)?;
-            let ledger = conn.query_drop(&ledger_probe).map_err(DbError::from);
-            Ok((
-                ServerInfo {
-                    version: version.unwrap_or_default(),
-                },
-                ledger,
-            ))
+            Ok(ServerInfo {
+                version: version.unwrap_or_default(),
+            })
         })();
-        match result {
-            Ok((info, Ok(()))) => Ok(info),
-            Ok((info, Err(e))) => {
-                self.ledger_failed(&e);
-                Ok(info)
-            }
-            Err(e) => {
-                // Start over with a fresh connection next time.
-                self.conn = None;
-                Err(e)
-            }
+        if result.is_err() {
+            // Start over with a fresh connection next time.
+            self.conn = None;
         }
+        result
     }
 
     /// Adds a batch's rows to the table in one transaction, all or nothing,

@@ -642,7 +642,8 @@ mod tests {
             },
         ];
         crate::spool::keep(&spool, &earlier, None).unwrap();
-        let replay = crate::spool::take_over(&spool, &LogQueue::default());
+        let replay =
+            crate::spool::take_over(&spool, &LogQueue::default(), Duration::from_secs(86_400));
         let claimed = replay.claimed.as_ref().unwrap().path().to_path_buf();
 
         let clock = FakeClock::new();

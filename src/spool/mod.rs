@@ -17,6 +17,7 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use crate::counters::{Batch, Counters};
 use crate::log::LogQueue;
@@ -54,11 +55,13 @@ pub struct Replay {
 }
 
 /// At start: takes over the spool file of an earlier run, if there is one,
-/// and says so in the log.
-pub fn take_over(path: &Path, log: &LogQueue) -> Replay {
+/// and says so in the log. `remembered` is how long the ledger keeps batch
+/// ids: an older spool is replayed, with a warning.
+pub fn take_over(path: &Path, log: &LogQueue, remembered: Duration) -> Replay {
     match claim(path) {
         Ok(None) => Replay::default(),
         Ok(Some((claimed, parsed))) => {
+            warn_if_older(&claimed.path, remembered, log);
             let good: usize = parsed.batches.iter().map(|b| b.rows.len()).sum();
             if parsed.skipped > 0 {
                 log.push(format!(
@@ -90,6 +93,25 @@ pub fn take_over(path: &Path, log: &LogQueue) -> Replay {
             ));
             Replay::default()
         }
+    }
+}
+
+/// The ledger may have forgotten the ids of a spool written longer ago than
+/// it keeps them: a batch whose COMMIT had landed would be added again.
+fn warn_if_older(path: &Path, remembered: Duration, log: &LogQueue) {
+    let age = fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok());
+    if let Some(age) = age.filter(|a| *a > remembered) {
+        log.push(format!(
+            "spool file {} was written {} days ago, longer than the ledger keeps batch ids \
+             ({} days): a batch in it whose COMMIT had landed before the reply was lost is \
+             added again",
+            path.display(),
+            age.as_secs() / 86_400,
+            remembered.as_secs() / 86_400
+        ));
     }
 }
 
@@ -161,6 +183,8 @@ mod tests {
         }
     }
 
+    const WEEK: Duration = Duration::from_secs(7 * 86_400);
+
     struct Dir(PathBuf);
     impl Dir {
         fn new(name: &str) -> Dir {
@@ -181,11 +205,14 @@ mod tests {
         let dir = Dir::new("spool-life");
         let path = dir.0.join("spool");
         let log = LogQueue::default();
-        assert!(take_over(&path, &log).claimed.is_none(), "no spool yet");
+        assert!(
+            take_over(&path, &log, WEEK).claimed.is_none(),
+            "no spool yet"
+        );
         keep(&path, &[batch("h/1/2/3", "a.example", 10)], None).unwrap();
         keep(&path, &[batch("h/1/2/4", "b.example", 20)], None).unwrap();
 
-        let replay = take_over(&path, &log);
+        let replay = take_over(&path, &log, WEEK);
         assert_eq!(
             replay.batches,
             vec![
@@ -195,7 +222,10 @@ mod tests {
         );
         let claimed = replay.claimed.expect("claimed");
         assert!(!path.exists() && claimed.path().exists());
-        assert!(take_over(&path, &log).claimed.is_none(), "claimed once");
+        assert!(
+            take_over(&path, &log, WEEK).claimed.is_none(),
+            "claimed once"
+        );
         let claimed_path = claimed.path().to_path_buf();
         claimed.retire(&log);
         assert!(!claimed_path.exists());
@@ -208,15 +238,30 @@ mod tests {
     }
 
     #[test]
+    fn a_spool_older_than_the_ledger_remembers_is_replayed_with_a_warning() {
+        let dir = Dir::new("spool-old");
+        let path = dir.0.join("spool");
+        let log = LogQueue::default();
+        keep(&path, &[batch("h/1/2/3", "a.example", 10)], None).unwrap();
+        let replay = take_over(&path, &log, Duration::ZERO);
+        assert_eq!(replay.batches.len(), 1);
+        let lines = log.drain().lines;
+        assert!(
+            lines[0].contains("longer than the ledger keeps batch ids (0 days)"),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
     fn the_rest_of_a_replay_moves_into_the_new_spool() {
         let dir = Dir::new("spool-rest");
         let path = dir.0.join("spool");
         let log = LogQueue::default();
         keep(&path, &[batch("h/1/2/3", "a.example", 10)], None).unwrap();
-        let replay = take_over(&path, &log);
+        let replay = take_over(&path, &log, WEEK);
         let claimed_path = replay.claimed.as_ref().unwrap().path().to_path_buf();
         keep(&path, &replay.batches, replay.claimed).unwrap();
         assert!(!claimed_path.exists(), "the claimed file went");
-        assert_eq!(take_over(&path, &log).batches, replay.batches);
+        assert_eq!(take_over(&path, &log, WEEK).batches, replay.batches);
     }
 }
