@@ -177,3 +177,30 @@ fn require_encrypts_and_prefer_falls_back_to_plain() {
         "{line}"
     );
 }
+
+/// Issue #9, case 7: `prefer` asks for TLS at every new connection. A
+/// server that gains TLS (and a user that now requires it) gets an
+/// encrypted link after the next reconnect; nothing remembers that the
+/// server once had no TLS.
+#[test]
+fn prefer_tries_tls_again_at_each_new_connection() {
+    let pki = Pki::new();
+    let mut db = MariaDb::start();
+    let mut l = Lighttpd::start(&tls_setup(&db, "prefer", None));
+    l.expect_log("database check ok", WAIT);
+    let get = |l: &Lighttpd, host: &str| {
+        assert_eq!(http::get(l.port, Some(host), "/index.html").status, 200);
+    };
+    get(&l, "plain.example");
+    common::wait_for(WAIT, || (!db.rows().is_empty()).then_some(()))
+        .expect("delivered in plain");
+
+    db.stop();
+    db.set_extra_args(pki.server_args());
+    db.launch();
+    db.exec(&format!("ALTER USER '{USER}'@'127.0.0.1' REQUIRE SSL"));
+    get(&l, "tls.example");
+    l.expect_log("database reachable again", WAIT);
+    l.stop_ok();
+    oracle::assert_table_matches_access_log(&l.access_log, &db, None);
+}

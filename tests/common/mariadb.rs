@@ -133,6 +133,12 @@ impl MariaDb {
         panic!("mariadbd: no free port after 5 attempts");
     }
 
+    /// The extra `mariadbd` options of the next [`MariaDb::launch`] (e.g.
+    /// TLS certificates for a server that had none).
+    pub fn set_extra_args(&mut self, extra_args: Vec<String>) {
+        self.extra_args = extra_args;
+    }
+
     /// Shuts the server down cleanly (the datadir stays for a relaunch).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
