@@ -19,7 +19,7 @@ use crate::day::{LocalZone, Zone};
 use crate::flush::{BatchIds, Flusher, Link, Stopped, LEDGER_RETENTION_DAYS};
 use crate::log::LogQueue;
 use crate::request::Counted;
-use crate::spool::{self, Claimed};
+use crate::spool::{self, Claimed, Rejects};
 use crate::tally::Tally;
 
 /// How long the ledger keeps a batch id (see flush::LEDGER_RETENTION_DAYS).
@@ -80,12 +80,13 @@ impl<Z: Zone> Instance<Z> {
         if self.flusher.is_some() {
             return Ok(());
         }
+        let rejects = Rejects::beside(config.spool_file.as_deref());
         let replay = match &config.spool_file {
             None => spool::Replay::default(),
-            Some(path) => spool::take_over(path, &self.log, LEDGER_REMEMBERS),
+            Some(path) => spool::take_over(path, &self.log, LEDGER_REMEMBERS, &rejects),
         };
         let link = Link::new(config.db.clone());
-        let flusher = Flusher::start(link, self.log.clone(), replay)
+        let flusher = Flusher::start(link, self.log.clone(), replay, rejects)
             .map_err(|e| format!("cannot start the flusher thread: {e}; counts stay in memory"))?;
         self.flusher = Some(flusher);
         Ok(())

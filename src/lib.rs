@@ -33,6 +33,7 @@ pub mod hostkey;
 pub mod instance;
 pub mod log;
 pub mod request;
+pub mod schema;
 pub mod spool;
 pub mod tally;
 

@@ -192,8 +192,7 @@ fn prefer_tries_tls_again_at_each_new_connection() {
         assert_eq!(http::get(l.port, Some(host), "/index.html").status, 200);
     };
     get(&l, "plain.example");
-    common::wait_for(WAIT, || (!db.rows().is_empty()).then_some(()))
-        .expect("delivered in plain");
+    common::wait_for(WAIT, || (!db.rows().is_empty()).then_some(())).expect("delivered in plain");
 
     db.stop();
     db.set_extra_args(pki.server_args());

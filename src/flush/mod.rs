@@ -35,7 +35,7 @@ use parking_lot::Mutex;
 
 use crate::counters::{Batch, Counters};
 use crate::log::LogQueue;
-use crate::spool::{Claimed, Replay};
+use crate::spool::{Claimed, Rejects, Replay};
 
 pub use self::mysql::{Link, MAX_ROWS_PER_STATEMENT, ROWS_PER_STATEMENT};
 use self::worker::{Books, Command, SystemClock, Worker};
@@ -78,11 +78,76 @@ pub const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
 /// Deadlock: the server rolled the transaction back.
 pub const ER_LOCK_DEADLOCK: u16 = 1213;
 
+/// What a failed delivery means for its batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The database is away, busy or not ready (lost connection, timeout,
+    /// deadlock, shutdown, read-only, a cluster node not ready, and any
+    /// error not known to be permanent): the same batch goes again later.
+    Transient,
+    /// A value in some row cannot be stored (too long, out of range, an
+    /// invalid date...): the rows that cause it are found and set aside,
+    /// the others delivered.
+    RowRefused,
+    /// Every row is refused for a reason the admin must fix (rights, a
+    /// missing database, table or column): the counts are kept and the log
+    /// says what is missing.
+    Setup,
+}
+
+/// Errors about a value in a row (MariaDB and MySQL server error codes).
+const ROW_REFUSED: [u16; 11] = [
+    1048, // column cannot be null
+    1216, // foreign key: no parent row
+    1264, // out of range value
+    1265, // data truncated
+    1292, // incorrect (date) value
+    1366, // incorrect integer or string value
+    1406, // data too long for column
+    1452, // foreign key constraint fails
+    1690, // value out of range (in + VALUES(in) past a bigint)
+    3819, // check constraint violated (MySQL)
+    4025, // CONSTRAINT failed (MariaDB)
+];
+
+/// Errors every row shares, each with what the admin should do.
+const SETUP: [(u16, &str); 9] = [
+    (1044, GRANT_HINT),
+    (1045, "check bw_counter.mysql_user and its password"),
+    (1049, "create the database (examples/schema.sql)"),
+    (1054, "give the table the columns of examples/schema.sql"),
+    (1142, GRANT_HINT),
+    (1143, GRANT_HINT),
+    (1146, "create the table (examples/schema.sql)"),
+    (1227, GRANT_HINT),
+    (1370, GRANT_HINT),
+];
+
+const GRANT_HINT: &str = "grant the module's user SELECT, INSERT, UPDATE on the table and \
+                          SELECT, INSERT, DELETE on the ledger table (examples/grants.sql)";
+
 impl DbError {
     /// Deadlock and lock-wait timeout: trying again at once is the
     /// documented remedy.
     pub fn is_lock_conflict(&self) -> bool {
         matches!(self.code, Some(ER_LOCK_DEADLOCK | ER_LOCK_WAIT_TIMEOUT))
+    }
+
+    pub fn failure(&self) -> Failure {
+        match self.code {
+            Some(code) if ROW_REFUSED.contains(&code) => Failure::RowRefused,
+            Some(code) if SETUP.iter().any(|(c, _)| *c == code) => Failure::Setup,
+            _ => Failure::Transient,
+        }
+    }
+
+    /// What the admin should do about a [`Failure::Setup`] error.
+    pub fn hint(&self) -> Option<&'static str> {
+        let code = self.code?;
+        SETUP
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, hint)| *hint)
     }
 }
 
@@ -176,10 +241,12 @@ impl BatchIds {
 impl Flusher {
     /// Starts the thread, which checks `sink` first and then delivers
     /// `replay` (an earlier run's spool) at once, not at the next report.
+    /// Rows the table refuses for good go to `rejects`.
     pub fn start<S: Sink + Send + 'static>(
         sink: S,
         log: Arc<LogQueue>,
         replay: Replay,
+        rejects: Rejects,
     ) -> io::Result<Flusher> {
         let (commands, inbox) = mpsc::channel();
         let (exited_tx, exited) = mpsc::channel();
@@ -188,7 +255,7 @@ impl Flusher {
         let thread = thread::Builder::new()
             .name("bw_counter-flush".into())
             .spawn(move || {
-                let mut worker = Worker::new(sink, shared, log.clone(), SystemClock);
+                let mut worker = Worker::new(sink, shared, log.clone(), SystemClock, rejects);
                 let outcome = catch_unwind(AssertUnwindSafe(|| worker.run(&inbox)));
                 if let Err(payload) = outcome {
                     log.push(format!(
@@ -299,6 +366,33 @@ mod tests {
     }
 
     #[test]
+    fn errors_are_sorted_by_what_they_mean_for_the_batch() {
+        let e = |code| DbError {
+            code,
+            message: String::new(),
+        };
+        for transient in [
+            None,
+            Some(1213),
+            Some(1205),
+            Some(1053),
+            Some(1290),
+            Some(1047),
+        ] {
+            assert_eq!(e(transient).failure(), Failure::Transient, "{transient:?}");
+        }
+        for row in [1406, 1264, 1366, 1292, 1690, 4025] {
+            assert_eq!(e(Some(row)).failure(), Failure::RowRefused, "{row}");
+        }
+        for setup in [1142, 1146, 1054, 1044] {
+            assert_eq!(e(Some(setup)).failure(), Failure::Setup, "{setup}");
+        }
+        assert!(e(Some(1142)).hint().unwrap().contains("grant"));
+        assert!(e(Some(1146)).hint().unwrap().contains("create the table"));
+        assert_eq!(e(Some(1406)).hint(), None);
+    }
+
+    #[test]
     fn a_stop_finds_every_count_while_the_thread_hangs_in_a_delivery() {
         let (entered_tx, entered) = mpsc::sync_channel(10);
         let (release_tx, release) = mpsc::channel();
@@ -307,7 +401,7 @@ mod tests {
             release,
         };
         let log = Arc::new(LogQueue::default());
-        let flusher = Flusher::start(sink, log, Replay::default()).unwrap();
+        let flusher = Flusher::start(sink, log, Replay::default(), Rejects::default()).unwrap();
         flusher.deliver(counts("a.example", 10)).unwrap();
         let in_flight = entered.recv_timeout(Duration::from_secs(10)).unwrap();
         // Reports keep coming while the thread hangs.

@@ -45,8 +45,9 @@ impl From<mysql::Error> for DbError {
 
 const ER_DUP_ENTRY: u16 = 1062;
 /// The ledger cannot be used: no such table (1146), no right to it (1142),
-/// or not the expected columns (1054).
-const LEDGER_UNUSABLE: [u16; 3] = [1146, 1142, 1054];
+/// not the expected columns (1054), or a `batch` column too narrow for
+/// the module's ids (1406, 1265): a refusal of the id, not of the rows.
+const LEDGER_UNUSABLE: [u16; 5] = [1146, 1142, 1054, 1406, 1265];
 
 /// What a failed INSERT of a batch id into the ledger means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -374,7 +375,7 @@ mod tests {
     #[test]
     fn ledger_refusals() {
         assert_eq!(ledger_refusal(Some(1062)), LedgerRefusal::AlreadyApplied);
-        for unusable in [1146, 1142, 1054] {
+        for unusable in [1146, 1142, 1054, 1406] {
             assert_eq!(ledger_refusal(Some(unusable)), LedgerRefusal::Unusable);
         }
         for other in [None, Some(1213), Some(1205), Some(1045), Some(2013)] {

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::{BatchIds, DbError, Delivered, Sink};
+use super::{BatchIds, DbError, Delivered, Failure, Sink};
 use crate::counters::{Batch, Counters};
 use crate::log::LogQueue;
-use crate::spool::{Claimed, Replay};
+use crate::schema;
+use crate::spool::{Claimed, Rejects, Replay};
 
 /// Retry delays after a failed flush: 1 s, 2 s, 4 s ... at most this.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -56,8 +57,10 @@ pub(super) struct Books {
     waiting: Counters,
     /// Being delivered; retried unchanged until the database has it.
     inflight: Option<Batch>,
-    /// Batches from the spool of an earlier run, delivered first.
-    replay: VecDeque<Batch>,
+    /// Batches with ids, delivered before new counts: those from the spool
+    /// of an earlier run, and the halves of a batch the table refused for
+    /// a row in it.
+    queued: VecDeque<Batch>,
     /// The claimed spool file they came from, retired once all are in.
     claimed: Option<Claimed>,
 }
@@ -65,7 +68,7 @@ pub(super) struct Books {
 impl Books {
     pub(super) fn new(replay: Replay) -> Books {
         Books {
-            replay: replay.batches.into(),
+            queued: replay.batches.into(),
             claimed: replay.claimed,
             ..Books::default()
         }
@@ -79,12 +82,12 @@ impl Books {
     /// Empties the books: (waiting, batches with ids, claimed spool).
     pub(super) fn undelivered(&mut self) -> (Counters, Vec<Batch>, Option<Claimed>) {
         let mut batches: Vec<Batch> = self.inflight.take().into_iter().collect();
-        batches.extend(self.replay.drain(..));
+        batches.extend(self.queued.drain(..));
         (self.waiting.take(), batches, self.claimed.take())
     }
 
     fn is_empty(&self) -> bool {
-        self.inflight.is_none() && self.replay.is_empty() && self.waiting.is_empty()
+        self.inflight.is_none() && self.queued.is_empty() && self.waiting.is_empty()
     }
 }
 
@@ -101,7 +104,10 @@ enum Next {
 enum Health {
     Unknown,
     Up,
+    /// Away or not answering ([`Failure::Transient`]).
     Down,
+    /// Answering, but refusing every row ([`Failure::Setup`]).
+    Refusing,
 }
 
 /// The pause before the next attempt after `failures` failed flushes in a
@@ -117,19 +123,27 @@ pub(super) struct Worker<S, C> {
     ids: BatchIds,
     log: Arc<LogQueue>,
     clock: C,
+    rejects: Rejects,
     health: Health,
     failures: u32,
     next_try: Option<Instant>,
 }
 
 impl<S: Sink, C: Clock> Worker<S, C> {
-    pub(super) fn new(sink: S, books: Arc<Mutex<Books>>, log: Arc<LogQueue>, clock: C) -> Self {
+    pub(super) fn new(
+        sink: S,
+        books: Arc<Mutex<Books>>,
+        log: Arc<LogQueue>,
+        clock: C,
+        rejects: Rejects,
+    ) -> Self {
         Worker {
             sink,
             books,
             ids: BatchIds::new(),
             log,
             clock,
+            rejects,
             health: Health::Unknown,
             failures: 0,
             next_try: None,
@@ -139,7 +153,7 @@ impl<S: Sink, C: Clock> Worker<S, C> {
     pub(super) fn run(&mut self, inbox: &Receiver<Command>) {
         self.startup_check();
         // Spooled counts go out at once, not at the next report.
-        if !self.books.lock().replay.is_empty() {
+        if !self.books.lock().queued.is_empty() {
             self.flush();
         }
         loop {
@@ -188,9 +202,10 @@ impl<S: Sink, C: Clock> Worker<S, C> {
                 // Counts as the "unreachable" line: the first failed flush
                 // does not repeat it, and recovery is reported.
                 self.health = Health::Down;
+                let hint = e.hint().map(|h| format!("; {h}")).unwrap_or_default();
                 self.log.push(format!(
-                    "database check failed: {target}: {e}; lighttpd keeps serving and counting, \
-                     and retries at each report"
+                    "database check failed: {target}: {e}{hint}; lighttpd keeps serving and \
+                     counting, and retries at each report"
                 ));
             }
         }
@@ -202,8 +217,8 @@ impl<S: Sink, C: Clock> Worker<S, C> {
     fn next(&mut self) -> Next {
         let mut books = self.books.lock();
         if books.inflight.is_none() {
-            if let Some(spooled) = books.replay.pop_front() {
-                books.inflight = Some(spooled);
+            if let Some(queued) = books.queued.pop_front() {
+                books.inflight = Some(queued);
             } else if let Some(claimed) = books.claimed.take() {
                 return Next::Retire(claimed);
             } else if books.waiting.is_empty() {
@@ -237,12 +252,29 @@ impl<S: Sink, C: Clock> Worker<S, C> {
             self.push_notices();
             match result {
                 Ok(delivered) => self.delivered(&batch, delivered),
+                Err(e) if e.failure() == Failure::RowRefused => self.refused(batch, &e),
                 Err(e) => {
                     self.failed(&batch, &e);
                     return;
                 }
             }
         }
+    }
+
+    /// The table refused a value in the batch (its transaction rolled
+    /// back, so none of it is in): split it until the rows that cause the
+    /// refusal are alone, set those aside, deliver the rest.
+    fn refused(&mut self, batch: Batch, e: &DbError) {
+        let mut books = self.books.lock();
+        books.inflight = None;
+        if batch.rows.len() > 1 {
+            let (first, second) = schema::halves(&batch);
+            books.queued.push_front(second);
+            books.queued.push_front(first);
+            return;
+        }
+        drop(books);
+        self.rejects.set_aside(&batch, &e.to_string(), &self.log);
     }
 
     /// One delivery; a lock conflict is retried at once, a few times.
@@ -258,12 +290,17 @@ impl<S: Sink, C: Clock> Worker<S, C> {
 
     fn delivered(&mut self, batch: &Batch, delivered: Delivered) {
         self.books.lock().inflight = None;
-        if self.health == Health::Down {
-            self.log.push(format!(
-                "database reachable again: {}; delivered {}",
-                self.sink.describe(),
-                Counters::summary_of(&batch.rows)
-            ));
+        let summary = Counters::summary_of(&batch.rows);
+        match self.health {
+            Health::Down => self.log.push(format!(
+                "database reachable again: {}; delivered {summary}",
+                self.sink.describe()
+            )),
+            Health::Refusing => self.log.push(format!(
+                "the database takes the counts again: {}; delivered {summary}",
+                self.sink.describe()
+            )),
+            Health::Unknown | Health::Up => {}
         }
         if delivered == Delivered::AlreadyApplied {
             self.log.push(format!(
@@ -277,18 +314,29 @@ impl<S: Sink, C: Clock> Worker<S, C> {
         self.next_try = None;
     }
 
-    /// The batch stays in flight; one line when the database goes away.
+    /// The batch stays in flight; one line when the database goes away or
+    /// starts refusing every row, saying what to do about it.
     fn failed(&mut self, batch: &Batch, e: &DbError) {
-        if self.health != Health::Down {
+        let health = match e.failure() {
+            Failure::Setup => Health::Refusing,
+            _ => Health::Down,
+        };
+        if self.health != health {
             let mut pending = self.books.lock().waiting.summary();
             pending += Counters::summary_of(&batch.rows);
-            self.log.push(format!(
-                "database unreachable: {}: {e}; keeping {pending} and retrying \
-                 (next line when it recovers)",
-                self.sink.describe()
-            ));
+            let target = self.sink.describe();
+            self.log.push(match (health, e.hint()) {
+                (Health::Refusing, Some(hint)) => format!(
+                    "the database refuses the counts: {target}: {e}; {hint}; keeping {pending} \
+                     and retrying (next line when it takes them)"
+                ),
+                _ => format!(
+                    "database unreachable: {target}: {e}; keeping {pending} and retrying \
+                     (next line when it recovers)"
+                ),
+            });
         }
-        self.health = Health::Down;
+        self.health = health;
         self.failures = self.failures.saturating_add(1);
         self.next_try = Some(self.clock.now() + backoff(self.failures));
     }
@@ -326,6 +374,10 @@ mod tests {
         notices: Vec<String>,
         /// Ids of the batches offered, in order, with their row counts.
         offered: Vec<(String, usize)>,
+        /// A vhost the table cannot hold: any batch with it is refused.
+        too_long: Option<&'static str>,
+        /// Rows committed, by vhost.
+        committed: Vec<String>,
     }
 
     impl Sink for FakeSink {
@@ -339,7 +391,20 @@ mod tests {
         }
         fn deliver(&mut self, batch: &Batch) -> Result<Delivered, DbError> {
             self.offered.push((batch.id.clone(), batch.rows.len()));
-            self.answers.pop_front().unwrap_or(Ok(Delivered::Applied))
+            if let Some(bad) = self.too_long {
+                if batch.rows.iter().any(|r| &*r.host == bad) {
+                    return Err(DbError {
+                        code: Some(1406),
+                        message: "ERROR 1406 (22001): Data too long for column 'vhost'".into(),
+                    });
+                }
+            }
+            let answer = self.answers.pop_front().unwrap_or(Ok(Delivered::Applied));
+            if answer == Ok(Delivered::Applied) {
+                self.committed
+                    .extend(batch.rows.iter().map(|r| r.host.to_string()));
+            }
+            answer
         }
         fn take_notices(&mut self) -> Vec<String> {
             std::mem::take(&mut self.notices)
@@ -413,7 +478,10 @@ mod tests {
     ) -> (Worker<FakeSink, &FakeClock>, Arc<LogQueue>) {
         let log = Arc::new(LogQueue::default());
         let books = Arc::new(Mutex::new(Books::new(replay)));
-        (Worker::new(sink, books, log.clone(), clock), log)
+        (
+            Worker::new(sink, books, log.clone(), clock, Rejects::default()),
+            log,
+        )
     }
 
     fn hand_over(w: &Worker<FakeSink, &FakeClock>, c: Counters) {
@@ -541,7 +609,7 @@ mod tests {
     fn other_sql_errors_are_not_retried_at_once() {
         let clock = FakeClock::new();
         let sink = FakeSink {
-            answers: [Err(sql_error(1406))].into(),
+            answers: [Err(sql_error(1053))].into(),
             ..FakeSink::default()
         };
         let (mut w, _log) = worker(sink, &clock);
@@ -569,6 +637,73 @@ mod tests {
             )]
         );
         assert!(w.books.lock().is_empty());
+    }
+
+    #[test]
+    fn a_row_the_table_refuses_is_set_aside_and_the_others_delivered() {
+        let clock = FakeClock::new();
+        let sink = FakeSink {
+            too_long: Some("bad.example"),
+            ..FakeSink::default()
+        };
+        let (mut w, log) = worker(sink, &clock);
+        for host in [
+            "a.example",
+            "b.example",
+            "bad.example",
+            "c.example",
+            "d.example",
+        ] {
+            hand_over(&w, counts(host, 1, 2));
+        }
+        w.flush();
+        let mut committed = w.sink.committed.clone();
+        committed.sort();
+        assert_eq!(
+            committed,
+            ["a.example", "b.example", "c.example", "d.example"]
+        );
+        assert_eq!(
+            log.drain().lines,
+            vec![format!(
+                "the table refuses vhost bad.example day 2025-11-28 (1 bytes in, 2 bytes out, \
+                 batch {}~2-2): ERROR 1406 (22001): Data too long for column 'vhost'; not in \
+                 the table: add it by hand once the table can take it",
+                w.sink.offered[0].0
+            )]
+        );
+        assert!(w.books.lock().is_empty());
+        assert_eq!((w.health, w.next_try), (Health::Up, None), "no outage");
+        // Later counts go out as usual.
+        hand_over(&w, counts("e.example", 1, 1));
+        w.flush();
+        assert_eq!(w.sink.committed.last().unwrap(), "e.example");
+    }
+
+    #[test]
+    fn missing_rights_keep_the_counts_and_say_what_to_grant_once() {
+        let clock = FakeClock::new();
+        let denied = || sql_error(1142);
+        let sink = FakeSink {
+            answers: [Err(denied()), Err(denied())].into(),
+            ..FakeSink::default()
+        };
+        let (mut w, log) = worker(sink, &clock);
+        hand_over(&w, counts("a.example", 1, 1));
+        w.flush();
+        clock.now.set(w.next_try.unwrap());
+        w.flush();
+        let lines = log.drain().lines;
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].starts_with("the database refuses the counts: fake db: ERROR 1142; grant"));
+        assert!(lines[0].contains("examples/grants.sql"), "{}", lines[0]);
+        assert!(w.books.lock().inflight.is_some(), "kept");
+        clock.now.set(w.next_try.unwrap());
+        w.flush();
+        assert_eq!(
+            log.drain().lines,
+            vec!["the database takes the counts again: fake db; delivered 1 bytes in, 1 bytes out in 1 row"]
+        );
     }
 
     #[test]
@@ -607,8 +742,9 @@ mod tests {
         assert_eq!(
             log.drain().lines,
             vec![
-                "database check failed: fake db: ERROR 1146; lighttpd keeps serving and counting, \
-                  and retries at each report"
+                "database check failed: fake db: ERROR 1146; create the table \
+                 (examples/schema.sql); lighttpd keeps serving and counting, and retries at \
+                 each report"
             ]
         );
         // The failed check was the outage line: the first failed flush
@@ -642,8 +778,12 @@ mod tests {
             },
         ];
         crate::spool::keep(&spool, &earlier, None).unwrap();
-        let replay =
-            crate::spool::take_over(&spool, &LogQueue::default(), Duration::from_secs(86_400));
+        let replay = crate::spool::take_over(
+            &spool,
+            &LogQueue::default(),
+            Duration::from_secs(86_400),
+            &Rejects::default(),
+        );
         let claimed = replay.claimed.as_ref().unwrap().path().to_path_buf();
 
         let clock = FakeClock::new();

@@ -12,6 +12,9 @@
 //! their batch id, so a replay of a batch that had in fact committed is
 //! recognised by the ledger and not counted twice.
 //!
+//! Lines starting with `#` are comments (the `.rejected` file says there
+//! why the records after them were set aside).
+//!
 //! Pure: no file access (that is the spool's life, in `spool/mod.rs`).
 
 use std::collections::BTreeMap;
@@ -55,7 +58,9 @@ pub fn parse(text: &[u8]) -> Parsed {
     let torn = lines.pop().filter(|l| !l.is_empty());
     skipped += usize::from(torn.is_some());
     for line in lines {
-        if line.is_empty() {
+        // Comment lines say why the records after them were set aside
+        // (a `.rejected` file shares this format).
+        if line.is_empty() || line.starts_with(b"#") {
             continue;
         }
         match parse_line(line) {
@@ -189,6 +194,14 @@ mod tests {
         assert_eq!(parsed.batches.len(), 2);
         assert_eq!(parsed.batches[0].rows, vec![row("a.example", 20_420, 1, 2)]);
         assert_eq!(parsed.batches[1].rows, vec![row("b.example", 20_421, 5, 6)]);
+    }
+
+    #[test]
+    fn comment_lines_are_not_records_and_not_damage() {
+        let text = format!("# why\n{}# more\n", format(&sample()));
+        let parsed = parse(text.as_bytes());
+        assert_eq!(parsed.skipped, 0);
+        assert_eq!(parsed.batches, sample());
     }
 
     #[test]

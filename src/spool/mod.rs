@@ -9,6 +9,9 @@
 //!    [`Claimed::retire`]s the file. If lighttpd stops before that, what is
 //!    left goes into a new spool by [`keep`], which retires the claimed one.
 //!
+//! Rows the table refuses for good (a value it cannot hold) are set aside
+//! by [`Rejects`] in `<spool>.rejected`, in the same format.
+//!
 //! The record format is in [`format`].
 
 pub mod format;
@@ -21,6 +24,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::counters::{Batch, Counters};
 use crate::log::LogQueue;
+use crate::schema;
 
 pub use self::format::Parsed;
 
@@ -57,7 +61,7 @@ pub struct Replay {
 /// At start: takes over the spool file of an earlier run, if there is one,
 /// and says so in the log. `remembered` is how long the ledger keeps batch
 /// ids: an older spool is replayed, with a warning.
-pub fn take_over(path: &Path, log: &LogQueue, remembered: Duration) -> Replay {
+pub fn take_over(path: &Path, log: &LogQueue, remembered: Duration, rejects: &Rejects) -> Replay {
     match claim(path) {
         Ok(None) => Replay::default(),
         Ok(Some((claimed, parsed))) => {
@@ -82,7 +86,7 @@ pub fn take_over(path: &Path, log: &LogQueue, remembered: Duration) -> Replay {
                 claimed.path.display()
             ));
             Replay {
-                batches: parsed.batches,
+                batches: fitting(parsed.batches, rejects, log),
                 claimed: Some(claimed),
             }
         }
@@ -92,6 +96,77 @@ pub fn take_over(path: &Path, log: &LogQueue, remembered: Duration) -> Replay {
                 path.display()
             ));
             Replay::default()
+        }
+    }
+}
+
+/// The spooled rows the tables can hold; the others are set aside (a spool
+/// file is checked for damage, but a well-formed record can still hold a
+/// value no table takes, and it must not block the rest).
+fn fitting(batches: Vec<Batch>, rejects: &Rejects, log: &LogQueue) -> Vec<Batch> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let (fit, misfits): (Vec<_>, Vec<_>) = batch
+            .rows
+            .into_iter()
+            .partition(|r| schema::misfit(&batch.id, r).is_none());
+        for row in misfits {
+            let why = schema::misfit(&batch.id, &row).unwrap_or_default();
+            let single = Batch {
+                id: batch.id.clone(),
+                rows: vec![row],
+            };
+            rejects.set_aside(&single, &format!("spooled row: {why}"), log);
+        }
+        if !fit.is_empty() {
+            out.push(Batch {
+                id: batch.id,
+                rows: fit,
+            });
+        }
+    }
+    out
+}
+
+/// Rows the table refuses for good, set aside where an admin finds them:
+/// `<spool_file>.rejected` (in the spool's format, after a comment line
+/// saying why), or, without a spool file, only the error log. Each row also
+/// gets a log line naming it and why.
+#[derive(Debug, Clone, Default)]
+pub struct Rejects {
+    path: Option<PathBuf>,
+}
+
+impl Rejects {
+    /// Next to the spool file, if there is one.
+    pub fn beside(spool: Option<&Path>) -> Rejects {
+        Rejects {
+            path: spool.map(|s| {
+                let mut name = s.as_os_str().to_owned();
+                name.push(".rejected");
+                PathBuf::from(name)
+            }),
+        }
+    }
+
+    pub fn set_aside(&self, batch: &Batch, why: &str, log: &LogQueue) {
+        let kept = match &self.path {
+            Some(path) => match append(path, &format!("# {why}\n"), batch) {
+                Ok(()) => format!("set aside in {}", path.display()),
+                Err(e) => format!(
+                    "cannot write {}: {e}; not in the table: add it by hand once the table \
+                     can take it",
+                    path.display()
+                ),
+            },
+            None => "not in the table: add it by hand once the table can take it".to_string(),
+        };
+        for row in &batch.rows {
+            log.push(format!(
+                "the table refuses vhost {} day {} ({} bytes in, {} bytes out, batch {}): {why}; \
+                 {kept}",
+                row.host, row.day, row.traffic.bytes_in, row.traffic.bytes_out, batch.id
+            ));
         }
     }
 }
@@ -119,17 +194,25 @@ fn warn_if_older(path: &Path, remembered: Duration, log: &LogQueue) {
 /// is this process's replay, whose undelivered rest is among `batches`:
 /// once they are safely on disk, it goes.
 pub fn keep(path: &Path, batches: &[Batch], claimed: Option<Claimed>) -> io::Result<()> {
-    append(path, batches)?;
+    append_all(path, batches)?;
     if let Some(c) = claimed {
         let _ = fs::remove_file(c.path);
     }
     Ok(())
 }
 
-/// Appends batches to the spool and fsyncs, under an exclusive lock so
+fn append_all(path: &Path, batches: &[Batch]) -> io::Result<()> {
+    write_locked(path, &format::format(batches))
+}
+
+fn append(path: &Path, comment: &str, batch: &Batch) -> io::Result<()> {
+    let records = format::format(std::slice::from_ref(batch));
+    write_locked(path, &format!("{comment}{records}"))
+}
+
+/// Appends `text` to the file and fsyncs, under an exclusive lock so
 /// that several lighttpd workers stopping together do not interleave.
-fn append(path: &Path, batches: &[Batch]) -> io::Result<()> {
-    let text = format::format(batches);
+fn write_locked(path: &Path, text: &str) -> io::Result<()> {
     if text.is_empty() {
         return Ok(());
     }
@@ -206,13 +289,15 @@ mod tests {
         let path = dir.0.join("spool");
         let log = LogQueue::default();
         assert!(
-            take_over(&path, &log, WEEK).claimed.is_none(),
+            take_over(&path, &log, WEEK, &Rejects::default())
+                .claimed
+                .is_none(),
             "no spool yet"
         );
         keep(&path, &[batch("h/1/2/3", "a.example", 10)], None).unwrap();
         keep(&path, &[batch("h/1/2/4", "b.example", 20)], None).unwrap();
 
-        let replay = take_over(&path, &log, WEEK);
+        let replay = take_over(&path, &log, WEEK, &Rejects::default());
         assert_eq!(
             replay.batches,
             vec![
@@ -223,7 +308,9 @@ mod tests {
         let claimed = replay.claimed.expect("claimed");
         assert!(!path.exists() && claimed.path().exists());
         assert!(
-            take_over(&path, &log, WEEK).claimed.is_none(),
+            take_over(&path, &log, WEEK, &Rejects::default())
+                .claimed
+                .is_none(),
             "claimed once"
         );
         let claimed_path = claimed.path().to_path_buf();
@@ -243,7 +330,7 @@ mod tests {
         let path = dir.0.join("spool");
         let log = LogQueue::default();
         keep(&path, &[batch("h/1/2/3", "a.example", 10)], None).unwrap();
-        let replay = take_over(&path, &log, Duration::ZERO);
+        let replay = take_over(&path, &log, Duration::ZERO, &Rejects::default());
         assert_eq!(replay.batches.len(), 1);
         let lines = log.drain().lines;
         assert!(
@@ -253,15 +340,50 @@ mod tests {
     }
 
     #[test]
+    fn spooled_rows_no_table_can_hold_are_set_aside_and_the_rest_replayed() {
+        let dir = Dir::new("spool-misfit");
+        let path = dir.0.join("spool");
+        let log = LogQueue::default();
+        let mut mixed = batch("h/1/2/3", "good.example", 10);
+        mixed
+            .rows
+            .push(batch("x", "big.example", 1 << 63).rows[0].clone());
+        let long_id = batch(&"i".repeat(200), "id.example", 5);
+        keep(&path, &[mixed, long_id], None).unwrap();
+        let rejects = Rejects::beside(Some(&path));
+        let replay = take_over(&path, &log, WEEK, &rejects);
+        assert_eq!(replay.batches, vec![batch("h/1/2/3", "good.example", 10)]);
+        let lines = log.drain().lines;
+        let refused: Vec<_> = lines
+            .iter()
+            .filter(|l| l.starts_with("the table refuses"))
+            .collect();
+        assert_eq!(refused.len(), 2, "{lines:?}");
+        assert!(refused[0].contains("vhost big.example") && refused[0].contains("bigint"));
+        assert!(refused[1].contains("vhost id.example") && refused[1].contains("batch id"));
+        let rejected = format::parse(&fs::read(dir.0.join("spool.rejected")).unwrap());
+        assert_eq!(rejected.skipped, 0);
+        let hosts: Vec<_> = rejected
+            .batches
+            .iter()
+            .map(|b| b.rows[0].host.to_string())
+            .collect();
+        assert_eq!(hosts, vec!["big.example", "id.example"]);
+    }
+
+    #[test]
     fn the_rest_of_a_replay_moves_into_the_new_spool() {
         let dir = Dir::new("spool-rest");
         let path = dir.0.join("spool");
         let log = LogQueue::default();
         keep(&path, &[batch("h/1/2/3", "a.example", 10)], None).unwrap();
-        let replay = take_over(&path, &log, WEEK);
+        let replay = take_over(&path, &log, WEEK, &Rejects::default());
         let claimed_path = replay.claimed.as_ref().unwrap().path().to_path_buf();
         keep(&path, &replay.batches, replay.claimed).unwrap();
         assert!(!claimed_path.exists(), "the claimed file went");
-        assert_eq!(take_over(&path, &log, WEEK).batches, replay.batches);
+        assert_eq!(
+            take_over(&path, &log, WEEK, &Rejects::default()).batches,
+            replay.batches
+        );
     }
 }
