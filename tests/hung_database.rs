@@ -13,10 +13,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::http;
-use common::lighttpd::{Lighttpd, Setup};
+use common::lighttpd::Lighttpd;
 use common::mariadb::MariaDb;
-use common::oracle;
-use common::TempDir;
+use common::{oracle, spool, TempDir};
 
 const WAIT: Duration = Duration::from_secs(30);
 /// What the README promises for a stop with a hung database, plus slack
@@ -40,14 +39,6 @@ impl Drop for Frozen {
     }
 }
 
-fn setup(db: &MariaDb, spool: &Path) -> Setup {
-    Setup::new(format!(
-        "{}bw_counter.report_interval = 1\nbw_counter.spool_file = \"{}\"\n",
-        db.module_options(),
-        spool.display()
-    ))
-}
-
 /// GETs for three vhosts (a 64 KiB file and a small page) for `secs`.
 fn traffic(l: &Lighttpd, secs: u64) {
     let started = Instant::now();
@@ -64,19 +55,11 @@ fn traffic(l: &Lighttpd, secs: u64) {
     }
 }
 
-/// (bytes in, bytes out, rows) in the spool's records (the format of
-/// src/spool/format.rs: `BWC1 sum batch day in out host`).
-fn spool_sums(spool: &Path) -> (u64, u64, usize) {
-    let text = std::fs::read_to_string(spool).unwrap_or_default();
-    let mut sums = (0, 0, 0);
-    for line in text.lines() {
-        let f: Vec<&str> = line.splitn(7, ' ').collect();
-        assert_eq!(f.len(), 7, "spool line {line:?}");
-        sums.0 += f[4].parse::<u64>().unwrap();
-        sums.1 += f[5].parse::<u64>().unwrap();
-        sums.2 += 1;
-    }
-    sums
+/// (bytes in, bytes out, rows) in the spool's records.
+fn spool_sums(path: &Path) -> (u64, u64, usize) {
+    let (totals, records) = spool::totals(path);
+    let (bytes_in, bytes_out) = totals.values().fold((0, 0), |(i, o), t| (i + t.0, o + t.1));
+    (bytes_in, bytes_out, records)
 }
 
 /// "… wrote 123 bytes in, 456 bytes out in 7 rows …" -> (123, 456, 7).
@@ -99,7 +82,7 @@ fn a_database_that_hangs_while_lighttpd_stops_loses_nothing() {
     let dir = TempDir::new("hung");
     let spool = dir.path().join("bw.spool");
     let db = MariaDb::start();
-    let mut l = Lighttpd::start(&setup(&db, &spool));
+    let mut l = Lighttpd::start(&spool::setup(&db, &spool, 1));
     std::fs::write(l.docroot.join("big.bin"), vec![b'x'; 64 * 1024]).unwrap();
     l.expect_log("database check ok", WAIT);
     traffic(&l, 2);

@@ -8,51 +8,17 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::http;
-use common::lighttpd::{Lighttpd, Setup};
+use common::lighttpd::Lighttpd;
 use common::mariadb::{MariaDb, DATABASE, TABLE, USER};
-use common::oracle::{self, Totals};
-use common::TempDir;
+use common::{oracle, spool, TempDir};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn setup(db: &MariaDb, spool: &Path) -> Setup {
-    Setup::new(format!(
-        "{}bw_counter.report_interval = 1\nbw_counter.spool_file = \"{}\"\n",
-        db.module_options(),
-        spool.display()
-    ))
-}
-
 fn get_ok(l: &Lighttpd, host: &str) {
     assert_eq!(http::get(l.port, Some(host), "/index.html").status, 200);
-}
-
-/// Per-vhost sums of the records in a spool-format file.
-fn file_totals(path: &Path) -> Totals {
-    let mut out = Totals::new();
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let f: Vec<&str> = line.splitn(7, ' ').collect();
-        assert_eq!(f.len(), 7, "record {line:?}");
-        let e = out.entry(f[6].to_string()).or_default();
-        e.0 += f[4].parse::<u64>().unwrap();
-        e.1 += f[5].parse::<u64>().unwrap();
-    }
-    out
-}
-
-/// A spool line as the module writes it (the format of src/spool/format.rs).
-fn record(batch: &str, day: &str, bytes_in: u64, bytes_out: u64, host: &str) -> String {
-    let body = format!("{batch} {day} {bytes_in} {bytes_out} {host}");
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in body.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
-    }
-    format!("BWC1 {h:016x} {body}\n")
 }
 
 #[test]
@@ -67,7 +33,7 @@ fn a_vhost_too_long_for_the_table_is_set_aside_and_the_rest_delivered() {
     ));
     let long = format!("{}.example", "a".repeat(41));
     assert_eq!(long.len(), 49);
-    let mut l = Lighttpd::start(&setup(&db, &spool));
+    let mut l = Lighttpd::start(&spool::setup(&db, &spool, 1));
     l.expect_log("database check ok", WAIT);
     for _ in 0..3 {
         get_ok(&l, &long);
@@ -76,7 +42,10 @@ fn a_vhost_too_long_for_the_table_is_set_aside_and_the_rest_delivered() {
     }
     let line = l.expect_log(&format!("the table refuses vhost {long}"), WAIT);
     assert!(line.contains("ERROR 1406"), "{line}");
-    assert!(line.contains("bytes in") && line.contains(" day "), "{line}");
+    assert!(
+        line.contains("bytes in") && line.contains(" day "),
+        "{line}"
+    );
     // The process keeps delivering afterwards.
     get_ok(&l, "later.example");
     common::wait_for(WAIT, || {
@@ -92,8 +61,12 @@ fn a_vhost_too_long_for_the_table_is_set_aside_and_the_rest_delivered() {
     let mut expected = oracle::expected_totals(&records, None);
     let long_totals = expected.remove(&long).expect("the long vhost was served");
     assert_eq!(oracle::table_totals(&db), expected, "every other vhost");
-    let rejected = file_totals(&dir.path().join("bw.spool.rejected"));
-    assert_eq!(rejected.get(&long), Some(&long_totals), "set aside, to the byte");
+    let (rejected, _) = spool::totals(&dir.path().join("bw.spool.rejected"));
+    assert_eq!(
+        rejected.get(&long),
+        Some(&long_totals),
+        "set aside, to the byte"
+    );
     assert!(!l.all_output().contains("database unreachable"));
 }
 
@@ -102,16 +75,16 @@ fn spooled_values_no_table_can_hold_are_set_aside_before_replay() {
     let dir = TempDir::new("refused");
     let spool = dir.path().join("bw.spool");
     let misfits = [
-        record("old/1/1/1", "2026-11-20", 1 << 63, 1, "big.example"),
-        record("old/1/1/2", "10000-01-01", 1, 1, "future.example"),
-        record(&"i".repeat(200), "2026-11-20", 1, 1, "longid.example"),
-        record("old/1/1/3", "2026-11-20", 1, 1, &"h".repeat(300)),
+        spool::record("old/1/1/1", "2026-11-20", 1 << 63, 1, "big.example"),
+        spool::record("old/1/1/2", "10000-01-01", 1, 1, "future.example"),
+        spool::record(&"i".repeat(200), "2026-11-20", 1, 1, "longid.example"),
+        spool::record("old/1/1/3", "2026-11-20", 1, 1, &"h".repeat(300)),
     ];
-    let good = record("old/1/1/4", "2026-11-21", 7, 70, "good.example");
+    let good = spool::record("old/1/1/4", "2026-11-21", 7, 70, "good.example");
     std::fs::write(&spool, format!("{}{good}", misfits.concat())).unwrap();
 
     let db = MariaDb::start();
-    let mut l = Lighttpd::start(&setup(&db, &spool));
+    let mut l = Lighttpd::start(&spool::setup(&db, &spool, 1));
     l.expect_log("replayed completely", WAIT);
     l.stop_ok();
     assert_eq!(
@@ -120,7 +93,7 @@ fn spooled_values_no_table_can_hold_are_set_aside_before_replay() {
     );
     let log = l.all_output();
     assert_eq!(log.matches("the table refuses vhost").count(), 4, "{log}");
-    let rejected = file_totals(&dir.path().join("bw.spool.rejected"));
+    let (rejected, _) = spool::totals(&dir.path().join("bw.spool.rejected"));
     assert_eq!(rejected.len(), 4, "{rejected:?}");
     assert_eq!(rejected["big.example"], (1 << 63, 1));
 }
@@ -130,7 +103,7 @@ fn missing_rights_keep_the_counts_and_say_what_to_grant() {
     let dir = TempDir::new("refused");
     let spool = dir.path().join("bw.spool");
     let db = MariaDb::start();
-    let mut l = Lighttpd::start(&setup(&db, &spool));
+    let mut l = Lighttpd::start(&spool::setup(&db, &spool, 1));
     l.expect_log("database check ok", WAIT);
     db.exec(&format!(
         "REVOKE INSERT ON `{DATABASE}`.`{TABLE}` FROM '{USER}'@'127.0.0.1'"
@@ -138,11 +111,17 @@ fn missing_rights_keep_the_counts_and_say_what_to_grant() {
     get_ok(&l, "kept.example");
     let line = l.expect_log("the database refuses the counts", WAIT);
     assert!(line.contains("ERROR 1142"), "{line}");
-    assert!(line.contains("grant") && line.contains("examples/grants.sql"), "{line}");
+    assert!(
+        line.contains("grant") && line.contains("examples/grants.sql"),
+        "{line}"
+    );
     db.exec(&format!(
         "GRANT INSERT ON `{DATABASE}`.`{TABLE}` TO '{USER}'@'127.0.0.1'"
     ));
-    l.expect_log("the database takes the counts again", Duration::from_secs(60));
+    l.expect_log(
+        "the database takes the counts again",
+        Duration::from_secs(60),
+    );
     l.stop_ok();
     oracle::assert_table_matches_access_log(&l.access_log, &db, None);
     assert_eq!(

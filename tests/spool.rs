@@ -11,32 +11,18 @@ use std::time::Duration;
 use common::http;
 use common::lighttpd::{Lighttpd, Setup};
 use common::mariadb::MariaDb;
-use common::oracle;
-use common::TempDir;
+use common::{oracle, spool, TempDir};
 
 const WAIT: Duration = Duration::from_secs(30);
 
 fn setup(db: &MariaDb, spool: &Path, extra: &str) -> Setup {
-    Setup::new(format!(
-        "{}bw_counter.report_interval = 3600\nbw_counter.spool_file = \"{}\"\n{extra}",
-        db.module_options(),
-        spool.display()
-    ))
+    let mut s = spool::setup(db, spool, 3600);
+    s.conf.push_str(extra);
+    s
 }
 
 fn get_ok(l: &Lighttpd, host: &str) {
     assert_eq!(http::get(l.port, Some(host), "/index.html").status, 200);
-}
-
-/// A spool line as the module writes it (independent re-statement of the
-/// format in src/spool.rs).
-fn record(batch: &str, day: &str, bytes_in: u64, bytes_out: u64, host: &str) -> String {
-    let body = format!("{batch} {day} {bytes_in} {bytes_out} {host}");
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in body.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
-    }
-    format!("BWC1 {h:016x} {body}\n")
 }
 
 #[test]
@@ -96,10 +82,11 @@ fn a_restart_during_an_outage_loses_nothing() {
 fn a_damaged_spool_is_reported_and_its_good_records_replayed() {
     let dir = TempDir::new("spool");
     let spool = dir.path().join("bw.spool");
-    let good1 = record("old/1/2/7", "2026-11-20", 100, 1000, "good.example");
-    let good2 = record("old/1/2/8", "2026-11-21", 5, 50, "other.example");
-    let edited = record("old/1/2/7", "2026-11-20", 1, 2, "evil.example").replace(" 1 2 ", " 9 9 ");
-    let torn = &record("old/1/2/9", "2026-11-22", 3, 3, "torn.example")[..30];
+    let good1 = spool::record("old/1/2/7", "2026-11-20", 100, 1000, "good.example");
+    let good2 = spool::record("old/1/2/8", "2026-11-21", 5, 50, "other.example");
+    let edited =
+        spool::record("old/1/2/7", "2026-11-20", 1, 2, "evil.example").replace(" 1 2 ", " 9 9 ");
+    let torn = &spool::record("old/1/2/9", "2026-11-22", 3, 3, "torn.example")[..30];
     std::fs::write(
         &spool,
         format!("{good1}{edited}not a record\n{good2}{torn}"),
@@ -136,7 +123,7 @@ fn a_damaged_spool_is_reported_and_its_good_records_replayed() {
 fn several_workers_replay_a_spool_once_and_the_ledger_stops_a_second_replay() {
     let dir = TempDir::new("spool");
     let spool = dir.path().join("bw.spool");
-    let text = record("w/1/2/1", "2026-11-20", 10, 20, "w.example");
+    let text = spool::record("w/1/2/1", "2026-11-20", 10, 20, "w.example");
     std::fs::write(&spool, &text).unwrap();
     let db = MariaDb::start();
     let mut l = Lighttpd::start(&setup(&db, &spool, "server.max-worker = 2\n"));

@@ -11,6 +11,7 @@ pub mod lighttpd;
 pub mod mariadb;
 pub mod oracle;
 pub mod proxy;
+pub mod spool;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
