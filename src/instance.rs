@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, DEFAULT_MAX_HOSTS};
-use crate::counters::{Batch, Counters};
+use crate::counters::{Batch, Row, Summary, Traffic};
 use crate::day::{LocalZone, Zone};
 use crate::flush::{BatchIds, Flusher, Link, Stopped, LEDGER_RETENTION_DAYS};
 use crate::log::LogQueue;
@@ -83,7 +83,7 @@ impl<Z: Zone> Instance<Z> {
         let rejects = Rejects::beside(config.spool_file.as_deref());
         let replay = match &config.spool_file {
             None => spool::Replay::default(),
-            Some(path) => spool::take_over(path, &self.log, LEDGER_REMEMBERS, &rejects),
+            Some(path) => spool::take_over(path, &self.log, LEDGER_REMEMBERS),
         };
         let link = Link::new(config.db.clone());
         let flusher = Flusher::start(link, self.log.clone(), replay, rejects)
@@ -130,7 +130,7 @@ impl<Z: Zone> Instance<Z> {
             None => Stopped {
                 waiting: last,
                 batches: Vec::new(),
-                claimed: None,
+                claimed: Vec::new(),
                 timed_out: false,
             },
         };
@@ -157,46 +157,70 @@ impl<Z: Zone> Instance<Z> {
     }
 
     /// What the database did not take at stop: into the spool file if
-    /// there is one, else every row into the error log. Each batch keeps
-    /// its id: one whose COMMIT got no answer may be in the table already,
-    /// and the ledger tells.
-    fn set_aside(&self, why: &str, batches: &[Batch], claimed: Option<Claimed>) -> Vec<String> {
-        let rows: Vec<_> = batches
+    /// there is one, else (and for what the spool file did not take) every
+    /// row into the error log. Each batch keeps its id: one whose COMMIT
+    /// got no answer may be in the table already, and the ledger tells.
+    fn set_aside(&self, why: &str, batches: &[Batch], claimed: Vec<Claimed>) -> Vec<String> {
+        let rows: Vec<(&str, &Row)> = batches
             .iter()
-            .flat_map(|b| b.rows.iter().cloned())
+            .flat_map(|b| b.rows.iter().map(|r| (b.id.as_str(), r)))
             .collect();
-        let summary = Counters::summary_of(&rows);
         let ledger = match &self.config {
             Some(c) => format!("ledger table {}", c.db.ledger),
             None => "ledger table".to_string(),
         };
         let mut lines = Vec::new();
+        let mut not_kept = &rows[..];
         if let Some(path) = self.config.as_ref().and_then(|c| c.spool_file.as_ref()) {
             match spool::keep(path, batches, claimed) {
                 Ok(()) => {
                     lines.push(format!(
-                        "{why}: wrote {summary} to spool file {} ({} batch(es), each under its \
-                         id, so that the {ledger} lets each in once); they are \
-                         delivered at the next start",
+                        "{why}: wrote {} to spool file {} ({} batch(es), each under its id, so \
+                         that the {ledger} lets each in once); they are delivered at the next \
+                         start",
+                        summary_of(&rows),
                         path.display(),
                         batches.len()
                     ));
                     return lines;
                 }
-                Err(e) => lines.push(format!("cannot write spool file {}: {e}", path.display())),
+                Err(e) => {
+                    let (kept, rest) = rows.split_at(e.records_written.min(rows.len()));
+                    lines.push(if kept.is_empty() {
+                        format!("cannot write spool file {}: {}", path.display(), e.error)
+                    } else {
+                        format!(
+                            "{why}: wrote {} to spool file {}, then writing failed: {}; the \
+                             rest is below",
+                            summary_of(kept),
+                            path.display(),
+                            e.error
+                        )
+                    });
+                    lines.extend(e.left.iter().map(|left| {
+                        format!(
+                            "the unreplayed rest of an earlier spool stays in {} for the next \
+                             start",
+                            left.display()
+                        )
+                    }));
+                    not_kept = rest;
+                }
             }
         }
+        if not_kept.is_empty() {
+            return lines;
+        }
         lines.push(format!(
-            "{why}: could not deliver {summary}; lost unless added by hand (a batch whose id is \
-             in the {ledger} is in the table already):"
+            "{why}: could not deliver {}; lost unless added by hand (a batch whose id is in the \
+             {ledger} is in the table already):",
+            summary_of(not_kept)
         ));
-        for batch in batches {
-            for row in &batch.rows {
-                lines.push(format!(
-                    "undelivered: vhost {} day {} in {} out {} batch {}",
-                    row.host, row.day, row.traffic.bytes_in, row.traffic.bytes_out, batch.id
-                ));
-            }
+        for (id, row) in not_kept {
+            lines.push(format!(
+                "undelivered: vhost {} day {} in {} out {} batch {id}",
+                row.host, row.day, row.traffic.bytes_in, row.traffic.bytes_out
+            ));
         }
         lines
     }
@@ -211,6 +235,16 @@ impl<Z: Zone> Instance<Z> {
             ));
         }
         lines
+    }
+}
+
+/// Sizes of rows, for log lines.
+fn summary_of(rows: &[(&str, &Row)]) -> Summary {
+    Summary {
+        rows: rows.len(),
+        traffic: rows
+            .iter()
+            .fold(Traffic::default(), |sum, (_, r)| sum + r.traffic),
     }
 }
 

@@ -90,6 +90,16 @@ impl Config {
                 dir.display()
             )));
         }
+        // Anyone who may write there may swap the spool for something else.
+        let others_write =
+            std::fs::metadata(dir).map_or(true, |m| m.permissions().mode() & 0o002 != 0);
+        if others_write {
+            return Err(fail(format!(
+                "its directory {} is writable by every user: give the spool a directory only \
+                 lighttpd's user may write to (chmod o-w)",
+                dir.display()
+            )));
+        }
         Ok(())
     }
 

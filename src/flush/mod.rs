@@ -186,8 +186,9 @@ pub struct Stopped {
     /// Batches with ids: the one being delivered (whose COMMIT outcome may
     /// be unknown) and unreplayed spool ones.
     pub batches: Vec<Batch>,
-    /// A claimed spool file whose batches are in `batches` (if any).
-    pub claimed: Option<Claimed>,
+    /// Claimed spool files of earlier runs, whose unread rest is not in
+    /// `batches`.
+    pub claimed: Vec<Claimed>,
     /// The thread did not finish in time (blocked on the network) and was
     /// left to end with the process.
     pub timed_out: bool,

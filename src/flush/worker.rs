@@ -14,7 +14,7 @@ use super::{BatchIds, DbError, Delivered, Failure, Sink};
 use crate::counters::{Batch, Counters};
 use crate::log::LogQueue;
 use crate::schema;
-use crate::spool::{Claimed, Rejects, Replay};
+use crate::spool::{self, Claimed, Rejects, Replay};
 
 /// Retry delays after a failed flush: 1 s, 2 s, 4 s ... at most this.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -57,19 +57,19 @@ pub(super) struct Books {
     waiting: Counters,
     /// Being delivered; retried unchanged until the database has it.
     inflight: Option<Batch>,
-    /// Batches with ids, delivered before new counts: those from the spool
-    /// of an earlier run, and the halves of a batch the table refused for
-    /// a row in it.
+    /// Batches with ids, delivered before new counts: those read from the
+    /// spool of an earlier run, and the halves of a batch the table
+    /// refused for a row in it.
     queued: VecDeque<Batch>,
-    /// The claimed spool file they came from, retired once all are in.
-    claimed: Option<Claimed>,
+    /// Spool files of earlier runs: read a portion at a time into
+    /// `queued`, retired once read and delivered.
+    claimed: VecDeque<Claimed>,
 }
 
 impl Books {
     pub(super) fn new(replay: Replay) -> Books {
         Books {
-            queued: replay.batches.into(),
-            claimed: replay.claimed,
+            claimed: replay.claimed.into(),
             ..Books::default()
         }
     }
@@ -79,23 +79,33 @@ impl Books {
         self.waiting.merge(counts);
     }
 
-    /// Empties the books: (waiting, batches with ids, claimed spool).
-    pub(super) fn undelivered(&mut self) -> (Counters, Vec<Batch>, Option<Claimed>) {
+    /// Empties the books: (waiting, batches with ids, claimed spools whose
+    /// unread rest is not in the batches).
+    pub(super) fn undelivered(&mut self) -> (Counters, Vec<Batch>, Vec<Claimed>) {
         let mut batches: Vec<Batch> = self.inflight.take().into_iter().collect();
         batches.extend(self.queued.drain(..));
-        (self.waiting.take(), batches, self.claimed.take())
+        (
+            self.waiting.take(),
+            batches,
+            self.claimed.drain(..).collect(),
+        )
     }
 
     fn is_empty(&self) -> bool {
-        self.inflight.is_none() && self.queued.is_empty() && self.waiting.is_empty()
+        self.inflight.is_none()
+            && self.queued.is_empty()
+            && self.claimed.is_empty()
+            && self.waiting.is_empty()
     }
 }
 
 /// What to do next in a flush.
 enum Next {
     Deliver(Batch),
-    /// The replayed spool is all in: its file goes.
+    /// A replayed spool is all in: its file goes.
     Retire(Claimed),
+    /// A portion of a spool was read into the queue (or could not be).
+    Read,
     Idle,
 }
 
@@ -153,7 +163,7 @@ impl<S: Sink, C: Clock> Worker<S, C> {
     pub(super) fn run(&mut self, inbox: &Receiver<Command>) {
         self.startup_check();
         // Spooled counts go out at once, not at the next report.
-        if !self.books.lock().queued.is_empty() {
+        if !self.books.lock().claimed.is_empty() {
             self.flush();
         }
         loop {
@@ -213,14 +223,38 @@ impl<S: Sink, C: Clock> Worker<S, C> {
     }
 
     /// The batch to deliver: the one in flight (retried unchanged), else
-    /// the next spooled one, else the waiting counts under a new id.
+    /// the next queued one, else the next portion of a spool, else the
+    /// waiting counts under a new id.
     fn next(&mut self) -> Next {
         let mut books = self.books.lock();
         if books.inflight.is_none() {
             if let Some(queued) = books.queued.pop_front() {
                 books.inflight = Some(queued);
-            } else if let Some(claimed) = books.claimed.take() {
-                return Next::Retire(claimed);
+            } else if let Some(spool) = books.claimed.front_mut() {
+                if spool.is_exhausted() {
+                    return books.claimed.pop_front().map_or(Next::Idle, Next::Retire);
+                }
+                // Under the lock, so that the file position and the queue
+                // move together: a stop finds each record either in the
+                // books or in the unread rest.
+                match spool.read_portion() {
+                    Ok(portion) => {
+                        let fit = spool::fitting(portion.batches, &self.rejects, &self.log);
+                        books.queued.extend(fit);
+                    }
+                    Err(e) => {
+                        let unread = books.claimed.pop_front().map(Claimed::leave);
+                        self.log.push(match unread {
+                            Some(Ok(left)) => format!(
+                                "cannot read a spool: {e}; its unread rest stays in {} for the \
+                                 next start",
+                                left.display()
+                            ),
+                            _ => format!("cannot read a spool: {e}; it stays for the next start"),
+                        });
+                    }
+                }
+                return Next::Read;
             } else if books.waiting.is_empty() {
                 return Next::Idle;
             } else {
@@ -243,6 +277,7 @@ impl<S: Sink, C: Clock> Worker<S, C> {
                     claimed.retire(&self.log);
                     continue;
                 }
+                Next::Read => continue,
                 Next::Idle => {
                     self.next_try = None;
                     return;
@@ -777,14 +812,10 @@ mod tests {
                 rows: counts("b.example", 2, 2).rows(),
             },
         ];
-        crate::spool::keep(&spool, &earlier, None).unwrap();
-        let replay = crate::spool::take_over(
-            &spool,
-            &LogQueue::default(),
-            Duration::from_secs(86_400),
-            &Rejects::default(),
-        );
-        let claimed = replay.claimed.as_ref().unwrap().path().to_path_buf();
+        crate::spool::keep(&spool, &earlier, Vec::new()).unwrap();
+        let replay =
+            crate::spool::take_over(&spool, &LogQueue::default(), Duration::from_secs(86_400));
+        let claimed = replay.claimed[0].path().to_path_buf();
 
         let clock = FakeClock::new();
         let sink = FakeSink {

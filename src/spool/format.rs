@@ -23,7 +23,7 @@ use crate::counters::{Batch, Row, Traffic};
 use crate::day::Day;
 use crate::fnv::fnv1a64;
 
-const MAGIC: &str = "BWC1";
+pub(crate) const MAGIC: &str = "BWC1";
 
 /// What reading a spool found.
 #[derive(Debug, Default, PartialEq, Eq)]

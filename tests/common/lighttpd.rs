@@ -131,6 +131,9 @@ pub struct Setup {
     pub env: Vec<(String, String)>,
     /// Another build of the module to load (default: [`module_path`]).
     pub module_so: Option<PathBuf>,
+    /// RLIMIT_FSIZE for lighttpd: no file it writes may grow past this
+    /// (writes fail with EFBIG, as on a full disk; SIGXFSZ is ignored).
+    pub max_file_size: Option<u64>,
 }
 
 impl Setup {
@@ -141,12 +144,14 @@ impl Setup {
             load_module: true,
             env: Vec::new(),
             module_so: None,
+            max_file_size: None,
         }
     }
 }
 
 pub struct Lighttpd {
     child: Option<Child>,
+    max_file_size: Option<u64>,
     pub port: u16,
     pub error_log: PathBuf,
     pub access_log: PathBuf,
@@ -200,6 +205,7 @@ impl Lighttpd {
         stage_modules(&module_dir, so.as_deref());
         let mut l = Lighttpd {
             child: None,
+            max_file_size: setup.max_file_size,
             port: free_port(),
             error_log: dir.path().join("error.log"),
             access_log: dir.path().join("access.log"),
@@ -267,6 +273,9 @@ impl Lighttpd {
         // signals its whole group, which must not include the test runner;
         // and Drop can then kill the workers along with the watcher.
         super::own_group_dies_with_test(&mut cmd);
+        if let Some(limit) = self.max_file_size {
+            limit_file_size(&mut cmd, limit);
+        }
         let child = cmd.spawn().expect("spawn lighttpd");
         self.child = Some(child);
         match self.wait_until_serving(Duration::from_secs(15)) {
@@ -404,6 +413,28 @@ impl Drop for Lighttpd {
             super::signal_group(child.id(), libc::SIGKILL);
             let _ = child.wait();
         }
+    }
+}
+
+/// Starts `cmd` with RLIMIT_FSIZE at `limit` bytes and SIGXFSZ ignored, so
+/// that a write past it fails with EFBIG instead of killing the process.
+fn limit_file_size(cmd: &mut Command, limit: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and makes
+    // only async-signal-safe system calls (setrlimit, signal) on values it
+    // owns; an ignored signal stays ignored across exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let rlim = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &rlim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
     }
 }
 
