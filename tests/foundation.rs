@@ -245,7 +245,7 @@ fn bad_config_refuses_to_start_and_names_the_option() {
         (
             "unknown TLS mode",
             valid_options() + "bw_counter.mysql_ssl = \"on\"\n",
-            "bw_counter.mysql_ssl = \"on\": expected disable, prefer, require or verify_ca",
+            "bw_counter.mysql_ssl = \"on\": expected disable, prefer, require, verify_ca or verify_identity",
         ),
         (
             "verify_ca without a CA",

@@ -21,22 +21,25 @@ struct Pki {
     dir: TempDir,
 }
 
+/// Runs `openssl` in `dir`; panics with its output if it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new(common::program("openssl"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 impl Pki {
     fn new() -> Pki {
         let dir = TempDir::new("pki");
         let d = dir.path();
-        let openssl = |args: &[&str]| {
-            let out = Command::new(common::program("openssl"))
-                .current_dir(d)
-                .args(args)
-                .output()
-                .expect("openssl");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
+        let openssl = |args: &[&str]| openssl(d, args);
         for ca in ["ca", "other-ca"] {
             openssl(&[
                 "req",
@@ -54,24 +57,40 @@ impl Pki {
                 &format!("{ca}.pem"),
             ]);
         }
+        let pki = Pki { dir };
+        pki.server_cert("server", "IP:127.0.0.1");
+        pki
+    }
+
+    /// A server certificate `<name>.pem` / `<name>.key` signed by the CA,
+    /// with `san` as subjectAltName (e.g. `IP:127.0.0.1`).
+    fn server_cert(&self, name: &str, san: &str) {
+        let d = self.dir.path();
+        let openssl = |args: &[&str]| openssl(d, args);
+        let (key, csr, pem, ext) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("{name}.cnf"),
+        );
         openssl(&[
             "req",
             "-newkey",
             "rsa:2048",
             "-nodes",
             "-subj",
-            "/CN=127.0.0.1",
+            &format!("/CN={name}"),
             "-keyout",
-            "server.key",
+            &key,
             "-out",
-            "server.csr",
+            &csr,
         ]);
-        std::fs::write(d.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        std::fs::write(d.join(&ext), format!("subjectAltName={san}\n")).unwrap();
         openssl(&[
             "x509",
             "-req",
             "-in",
-            "server.csr",
+            &csr,
             "-CA",
             "ca.pem",
             "-CAkey",
@@ -80,11 +99,10 @@ impl Pki {
             "-days",
             "2",
             "-extfile",
-            "ext.cnf",
+            &ext,
             "-out",
-            "server.pem",
+            &pem,
         ]);
-        Pki { dir }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -92,10 +110,15 @@ impl Pki {
     }
 
     fn server_args(&self) -> Vec<String> {
+        self.server_args_for("server")
+    }
+
+    /// mariadbd options for TLS with the server certificate `name`.
+    fn server_args_for(&self, name: &str) -> Vec<String> {
         vec![
             format!("--ssl-ca={}", self.path("ca.pem").display()),
-            format!("--ssl-cert={}", self.path("server.pem").display()),
-            format!("--ssl-key={}", self.path("server.key").display()),
+            format!("--ssl-cert={}", self.path(&format!("{name}.pem")).display()),
+            format!("--ssl-key={}", self.path(&format!("{name}.key")).display()),
         ]
     }
 }
@@ -202,4 +225,68 @@ fn prefer_tries_tls_again_at_each_new_connection() {
     l.expect_log("database reachable again", WAIT);
     l.stop_ok();
     oracle::assert_table_matches_access_log(&l.access_log, &db, None);
+}
+
+/// Issue #9, case 6: the module trusts only what it is told. The mysql
+/// crate's rustls path added Mozilla's whole public root set to every
+/// connection; the built module must not carry it.
+#[test]
+fn the_built_module_carries_no_public_root_set() {
+    let so = std::fs::read(common::lighttpd::module_path()).unwrap();
+    for root in ["ISRG Root X1", "DigiCert Global Root", "GlobalSign Root"] {
+        let found = so.windows(root.len()).any(|w| w == root.as_bytes());
+        assert!(!found, "the module carries the public root {root:?}");
+    }
+}
+
+/// Issue #9, case 6: verify_ca trusts mysql_ssl_ca and nothing else, not
+/// the process's default trust store (SSL_CERT_FILE, SSL_CERT_DIR).
+#[test]
+fn verify_ca_ignores_the_default_trust_store() {
+    let pki = Pki::new();
+    let db = MariaDb::start_with(pki.server_args());
+    let mut s = tls_setup(&db, "verify_ca", Some(&pki.path("other-ca.pem")));
+    s.env = vec![
+        (
+            "SSL_CERT_FILE".into(),
+            pki.path("ca.pem").display().to_string(),
+        ),
+        ("SSL_CERT_DIR".into(), pki.path("").display().to_string()),
+    ];
+    let l = Lighttpd::start(&s);
+    let line = l.expect_log("database check failed", WAIT);
+    assert!(line.to_lowercase().contains("certificate"), "{line}");
+}
+
+/// Issue #9, case 6: verify_identity is verify_ca plus the server's name:
+/// a certificate from the right CA for another name is refused, one for
+/// the address in mysql_server is taken.
+#[test]
+fn verify_identity_checks_the_name_too() {
+    let pki = Pki::new();
+    pki.server_cert("elsewhere", "DNS:db.elsewhere.example");
+    let ca = pki.path("ca.pem");
+    let other = MariaDb::start_with(pki.server_args_for("elsewhere"));
+    let l = Lighttpd::start(&tls_setup(&other, "verify_ca", Some(&ca)));
+    l.expect_log("database check ok", WAIT);
+    drop(l);
+    let l = Lighttpd::start(&tls_setup(&other, "verify_identity", Some(&ca)));
+    let line = l.expect_log("database check failed", WAIT);
+    assert!(line.contains("not valid for name"), "{line}");
+    drop(l);
+
+    let right = MariaDb::start_with(pki.server_args());
+    right.exec(&format!("ALTER USER '{USER}'@'127.0.0.1' REQUIRE SSL"));
+    let mut l = Lighttpd::start(&tls_setup(&right, "verify_identity", Some(&ca)));
+    let line = l.expect_log("database check", WAIT);
+    assert!(
+        line.contains("database check ok") && line.contains("(TLS verify_identity)"),
+        "{line}"
+    );
+    assert_eq!(
+        http::get(l.port, Some("identity.example"), "/index.html").status,
+        200
+    );
+    l.stop_ok();
+    oracle::assert_table_matches_access_log(&l.access_log, &right, None);
 }

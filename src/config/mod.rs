@@ -92,15 +92,24 @@ pub enum TlsMode {
     /// TLS, and the server certificate must chain to `mysql_ssl_ca` (the
     /// host name in it is not compared: MySQL's VERIFY_CA).
     VerifyCa,
+    /// As `VerifyCa`, and the certificate must be for the host name or IP
+    /// address in `mysql_server` (MySQL's VERIFY_IDENTITY).
+    VerifyIdentity,
 }
 
 impl TlsMode {
-    const NAMES: [(TlsMode, &'static str); 4] = [
+    const NAMES: [(TlsMode, &'static str); 5] = [
         (TlsMode::Disable, "disable"),
         (TlsMode::Prefer, "prefer"),
         (TlsMode::Require, "require"),
         (TlsMode::VerifyCa, "verify_ca"),
+        (TlsMode::VerifyIdentity, "verify_identity"),
     ];
+
+    /// Whether the server's certificate is checked against `mysql_ssl_ca`.
+    pub fn checks_certificate(self) -> bool {
+        matches!(self, TlsMode::VerifyCa | TlsMode::VerifyIdentity)
+    }
 
     pub fn name(self) -> &'static str {
         Self::NAMES
@@ -120,7 +129,8 @@ impl TlsMode {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Tls {
     pub mode: TlsMode,
-    /// PEM file with the CA certificate(s) for `verify_ca`.
+    /// PEM file with the CA certificate(s) for `verify_ca` and
+    /// `verify_identity`: the only ones trusted.
     pub ca: Option<PathBuf>,
 }
 

@@ -220,8 +220,9 @@ impl<'a> Options<'a> {
     /// `mysql_ssl` and `mysql_ssl_ca` together.
     fn tls(&mut self) -> Option<Tls> {
         let mode = self.or_default(KeyId::MysqlSsl, "disable", |s| {
-            TlsMode::from_name(s)
-                .ok_or_else(|| "expected disable, prefer, require or verify_ca".to_string())
+            TlsMode::from_name(s).ok_or_else(|| {
+                "expected disable, prefer, require, verify_ca or verify_identity".to_string()
+            })
         });
         let ca = self.optional(KeyId::MysqlSslCa, |p| {
             if Path::new(&p).is_absolute() {
@@ -231,10 +232,11 @@ impl<'a> Options<'a> {
             }
         });
         match (mode?, ca?) {
-            (TlsMode::VerifyCa, None) => {
+            (mode, None) if mode.checks_certificate() => {
                 self.errors.push(ConfigError::Missing {
                     key: KeyId::MysqlSslCa,
-                    what: "bw_counter.mysql_ssl = \"verify_ca\" checks the server against it",
+                    what: "bw_counter.mysql_ssl = \"verify_ca\" and \"verify_identity\" check \
+                           the server against it",
                 });
                 None
             }
@@ -479,15 +481,23 @@ pub(super) mod tests {
                 mode
             );
         }
-        let errs = errors_of(with(&[(KeyId::MysqlSsl, s("verify_ca"))]));
-        assert!(
-            errs[0].starts_with("bw_counter.mysql_ssl_ca is required"),
-            "{errs:?}"
-        );
+        for mode in ["verify_ca", "verify_identity"] {
+            let errs = errors_of(with(&[(KeyId::MysqlSsl, s(mode))]));
+            assert!(
+                errs[0].starts_with("bw_counter.mysql_ssl_ca is required"),
+                "{errs:?}"
+            );
+        }
+        let c = parse_values(with(&[
+            (KeyId::MysqlSsl, s("verify_identity")),
+            (KeyId::MysqlSslCa, s("/etc/ssl/db-ca.pem")),
+        ]))
+        .unwrap();
+        assert_eq!(c.db.tls.mode, TlsMode::VerifyIdentity);
         let errs = errors_of(with(&[(KeyId::MysqlSsl, s("yes"))]));
         assert_eq!(
             errs,
-            vec!["bw_counter.mysql_ssl = \"yes\": expected disable, prefer, require or verify_ca"]
+            vec!["bw_counter.mysql_ssl = \"yes\": expected disable, prefer, require, verify_ca or verify_identity"]
         );
         let errs = errors_of(with(&[
             (KeyId::MysqlSsl, s("verify_ca")),

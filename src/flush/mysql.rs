@@ -125,7 +125,10 @@ impl Link {
 
     /// TLS settings for the configured mode (MySQL's meanings: `prefer`
     /// and `require` encrypt without checking the certificate, `verify_ca`
-    /// checks the chain against the given CA but not the host name).
+    /// checks the chain against the given CA but not the host name,
+    /// `verify_identity` both). The trust store holds only the CA file:
+    /// the public roots the mysql crate would add are patched out
+    /// (tls-roots/).
     fn tls_opts(&self) -> Option<SslOpts> {
         let tls = &self.db.tls;
         match tls.mode {
@@ -135,10 +138,10 @@ impl Link {
                     .with_danger_accept_invalid_certs(true)
                     .with_danger_skip_domain_validation(true),
             ),
-            TlsMode::VerifyCa => Some(
+            TlsMode::VerifyCa | TlsMode::VerifyIdentity => Some(
                 SslOpts::default()
                     .with_root_cert_path(tls.ca.clone())
-                    .with_danger_skip_domain_validation(true),
+                    .with_danger_skip_domain_validation(tls.mode == TlsMode::VerifyCa),
             ),
         }
     }

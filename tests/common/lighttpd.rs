@@ -63,6 +63,7 @@ fn built_module(so: &Path, build_flags: &str) -> PathBuf {
         top.join("build.rs"),
         top.join("lighttpd-headers"),
         top.join("Cargo.toml"),
+        top.join("tls-roots"),
     ]);
     assert!(
         built >= newest,
