@@ -85,9 +85,14 @@ impl<Z: Zone> Instance<Z> {
             None => spool::Replay::default(),
             Some(path) => spool::take_over(path, &self.log, LEDGER_REMEMBERS),
         };
-        let link = Link::new(config.db.clone());
-        let flusher = Flusher::start(link, self.log.clone(), replay, rejects)
-            .map_err(|e| format!("cannot start the flusher thread: {e}; counts stay in memory"))?;
+        let db = config.db.clone();
+        let flusher = Flusher::start(
+            move || Link::new(db.clone()),
+            self.log.clone(),
+            replay,
+            rejects,
+        )
+        .map_err(|e| format!("cannot start the flusher thread: {e}; counts stay in memory"))?;
         self.flusher = Some(flusher);
         Ok(())
     }

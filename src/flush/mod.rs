@@ -194,6 +194,47 @@ pub struct Stopped {
     pub timed_out: bool,
 }
 
+/// The signals lighttpd handles: a thread of ours must never be the one
+/// the kernel picks to deliver them to, or lighttpd's event loop would not
+/// wake up for them.
+const LIGHTTPDS_SIGNALS: [libc::c_int; 6] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGUSR1,
+    libc::SIGHUP,
+    libc::SIGCHLD,
+    libc::SIGALRM,
+];
+
+/// Spawns a thread that blocks [`LIGHTTPDS_SIGNALS`] from its first
+/// instruction: the calling thread blocks them around the spawn, so the new
+/// one inherits the mask, and then restores its own. Threads it spawns in
+/// turn inherit the mask too.
+pub(crate) fn spawn_without_lighttpds_signals<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> io::Result<JoinHandle<T>> {
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it before use.
+    let mut block: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above, for the set that receives the old mask.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: sigemptyset/sigaddset only write into `block`, which we own;
+    // the signal numbers are valid.
+    unsafe {
+        libc::sigemptyset(&mut block);
+        for sig in LIGHTTPDS_SIGNALS {
+            libc::sigaddset(&mut block, sig);
+        }
+    }
+    // SAFETY: pthread_sigmask reads `block` and writes `old`, both ours; it
+    // changes only the calling thread's mask, restored below.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &block, &mut old) };
+    let spawned = thread::Builder::new().name(name.into()).spawn(f);
+    // SAFETY: restores the mask saved above, reading only `old`.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    spawned
+}
+
 /// Batch ids: unique across processes, hosts and restarts.
 #[derive(Debug)]
 pub struct BatchIds {
@@ -240,32 +281,49 @@ impl BatchIds {
 }
 
 impl Flusher {
-    /// Starts the thread, which checks `sink` first and then delivers
-    /// `replay` (an earlier run's spool) at once, not at the next report.
-    /// Rows the table refuses for good go to `rejects`.
-    pub fn start<S: Sink + Send + 'static>(
-        sink: S,
+    /// Starts the thread, which checks a sink made by `make_sink` first and
+    /// then delivers `replay` (an earlier run's spool) at once, not at the
+    /// next report. Rows the table refuses for good go to `rejects`. If the
+    /// thread's work panics (a bug), it is logged and the work starts
+    /// again with a new sink, after a pause; the books keep every count.
+    pub fn start<S, F>(
+        make_sink: F,
         log: Arc<LogQueue>,
         replay: Replay,
         rejects: Rejects,
-    ) -> io::Result<Flusher> {
+    ) -> io::Result<Flusher>
+    where
+        S: Sink,
+        F: Fn() -> S + Send + 'static,
+    {
         let (commands, inbox) = mpsc::channel();
         let (exited_tx, exited) = mpsc::channel();
         let books = Arc::new(Mutex::new(Books::new(replay)));
         let shared = books.clone();
-        let thread = thread::Builder::new()
-            .name("bw_counter-flush".into())
-            .spawn(move || {
-                let mut worker = Worker::new(sink, shared, log.clone(), SystemClock, rejects);
-                let outcome = catch_unwind(AssertUnwindSafe(|| worker.run(&inbox)));
-                if let Err(payload) = outcome {
-                    log.push(format!(
-                        "the flusher thread stopped after an internal error: {}",
-                        crate::panic_message(payload.as_ref())
-                    ));
-                }
-                let _ = exited_tx.send(());
-            })?;
+        let thread = spawn_without_lighttpds_signals("bw_counter-flush", move || {
+            for restart in 1u32.. {
+                let mut worker = Worker::new(
+                    make_sink(),
+                    shared.clone(),
+                    log.clone(),
+                    SystemClock,
+                    rejects.clone(),
+                );
+                let Err(payload) = catch_unwind(AssertUnwindSafe(|| worker.run(&inbox))) else {
+                    break;
+                };
+                let pause = Duration::from_secs(u64::from(restart.min(30)));
+                log.push(format!(
+                    "internal error in the flusher thread (please report): {}; its counts are \
+                     kept, and it starts again in {}s",
+                    crate::panic_message(payload.as_ref()),
+                    pause.as_secs()
+                ));
+                drop(worker);
+                thread::sleep(pause);
+            }
+            let _ = exited_tx.send(());
+        })?;
         Ok(Flusher {
             commands,
             exited,
@@ -402,7 +460,14 @@ mod tests {
             release,
         };
         let log = Arc::new(LogQueue::default());
-        let flusher = Flusher::start(sink, log, Replay::default(), Rejects::default()).unwrap();
+        let sink = Mutex::new(Some(sink));
+        let flusher = Flusher::start(
+            move || sink.lock().take().expect("one sink"),
+            log,
+            Replay::default(),
+            Rejects::default(),
+        )
+        .unwrap();
         flusher.deliver(counts("a.example", 10)).unwrap();
         let in_flight = entered.recv_timeout(Duration::from_secs(10)).unwrap();
         // Reports keep coming while the thread hangs.

@@ -1,18 +1,22 @@
 //! The database link: the only code that talks to MySQL/MariaDB. One
 //! attempt per call; when to try again is the worker's decision.
 
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
 use mysql::{Conn, Opts, OptsBuilder, SslOpts, TxOpts, Value};
 
-use super::{DbError, Delivered, ServerInfo, Sink, LEDGER_RETENTION_DAYS};
+use super::{
+    spawn_without_lighttpds_signals, DbError, Delivered, ServerInfo, Sink, LEDGER_RETENTION_DAYS,
+};
 use crate::config::{DbConfig, Server, TlsMode};
 use crate::counters::Batch;
 use crate::day::Day;
 
 /// A dead or unreachable server must never hang the flusher thread (and so
-/// the join at shutdown): every network step has a deadline.
+/// the join at shutdown): every network step has a deadline. A connection
+/// (name resolution, TCP connect, TLS, login) must be up within this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -159,18 +163,40 @@ impl Link {
         Ok(self.conn.as_mut().expect("just connected"))
     }
 
-    /// A new connection. `prefer` asks for TLS every time: a server
-    /// without it gets a plain connection, and one that has gained it
-    /// since gets an encrypted one.
+    /// A new connection, up within [`CONNECT_TIMEOUT`] or failed: name
+    /// resolution (getaddrinfo, which has no timeout of its own), TCP
+    /// connect, TLS and login run on a helper thread, which is left to
+    /// finish on its own if it hangs. `prefer` asks for TLS every time: a
+    /// server without it gets a plain connection, and one that has gained
+    /// it since gets an encrypted one.
     fn connect(&self) -> Result<Conn, DbError> {
-        match Conn::new(self.opts(true)) {
-            Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported))
-                if self.db.tls.mode == TlsMode::Prefer =>
-            {
-                Ok(Conn::new(self.opts(false))?)
-            }
-            other => Ok(other?),
-        }
+        let (with_tls, plain) = (self.opts(true), self.opts(false));
+        let prefer = self.db.tls.mode == TlsMode::Prefer;
+        let (tx, rx) = mpsc::channel();
+        let attempt = move || {
+            let conn = match Conn::new(with_tls) {
+                Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported)) if prefer => {
+                    Conn::new(plain)
+                }
+                other => other,
+            };
+            // The receiver is gone if this took too long: the connection
+            // is dropped (closed) here.
+            let _ = tx.send(conn.map_err(DbError::from));
+        };
+        spawn_without_lighttpds_signals("bw_counter-conn", attempt).map_err(|e| DbError {
+            code: None,
+            message: format!("cannot start a thread to connect: {e}"),
+        })?;
+        rx.recv_timeout(CONNECT_TIMEOUT).unwrap_or_else(|_| {
+            Err(DbError {
+                code: None,
+                message: format!(
+                    "no connection within {}s (name resolution, connect or login hung)",
+                    CONNECT_TIMEOUT.as_secs()
+                ),
+            })
+        })
     }
 
     /// Whether the ledger table can be used, asked at every new connection:

@@ -162,8 +162,9 @@ impl<S: Sink, C: Clock> Worker<S, C> {
 
     pub(super) fn run(&mut self, inbox: &Receiver<Command>) {
         self.startup_check();
-        // Spooled counts go out at once, not at the next report.
-        if !self.books.lock().claimed.is_empty() {
+        // Spooled counts (and, after a restart, whatever the books hold) go
+        // out at once, not at the next report.
+        if !self.books.lock().is_empty() {
             self.flush();
         }
         loop {
@@ -283,6 +284,8 @@ impl<S: Sink, C: Clock> Worker<S, C> {
                     return;
                 }
             };
+            #[cfg(feature = "panic-test")]
+            panic_if_asked(&batch);
             let result = self.deliver(&batch);
             self.push_notices();
             match result {
@@ -388,6 +391,19 @@ impl<S: Sink, C: Clock> Worker<S, C> {
             }
             self.clock.sleep(FINAL_RETRY_PAUSE);
         }
+    }
+}
+
+/// Test builds only: the first batch with a row for host
+/// "flusher-panic.test" makes the flusher's work panic (once per process).
+#[cfg(feature = "panic-test")]
+fn panic_if_asked(batch: &Batch) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static DONE: AtomicBool = AtomicBool::new(false);
+    if batch.rows.iter().any(|r| &*r.host == "flusher-panic.test")
+        && !DONE.swap(true, Ordering::SeqCst)
+    {
+        panic!("forced by the panic-test feature in the flusher");
     }
 }
 

@@ -1,0 +1,159 @@
+//! Issue #9, case 7: the flusher thread, robust. It never takes a signal
+//! meant for lighttpd, a name lookup cannot hang it past the connect
+//! timeout, and a panic in it is logged and survived without losing a
+//! count.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::http;
+use common::lighttpd::{self as rig, Lighttpd, Setup};
+use common::mariadb::MariaDb;
+use common::{oracle, TempDir};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn setup(db: &MariaDb) -> Setup {
+    Setup::new(db.module_options() + "bw_counter.report_interval = 1\n")
+}
+
+/// The ids of the threads of `pid` whose name starts with `prefix`.
+fn threads_named(pid: u32, prefix: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|t| {
+            std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.starts_with(prefix))
+        })
+        .collect()
+}
+
+#[test]
+fn the_flusher_thread_blocks_the_signals_lighttpd_handles() {
+    let db = MariaDb::start();
+    let mut l = Lighttpd::start(&setup(&db));
+    l.expect_log("database check ok", WAIT);
+    let threads = threads_named(l.pid(), "bw_counter-flus");
+    assert_eq!(threads.len(), 1, "one flusher thread");
+    let status = std::fs::read_to_string(threads[0].join("status")).unwrap();
+    let blocked = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .map(|hex| u64::from_str_radix(hex.trim(), 16).unwrap())
+        .expect("SigBlk");
+    for sig in [
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGUSR1,
+        libc::SIGHUP,
+        libc::SIGCHLD,
+        libc::SIGALRM,
+    ] {
+        assert!(
+            blocked & (1 << (sig - 1)) != 0,
+            "signal {sig} not blocked in the flusher: SigBlk {blocked:x}"
+        );
+    }
+    // lighttpd's own thread still takes them: SIGTERM stops it promptly.
+    let t = Instant::now();
+    l.stop_ok();
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+}
+
+/// An LD_PRELOAD library whose getaddrinfo hangs for a minute on
+/// `hang.invalid` (and asks the real one otherwise): a resolver that
+/// never answers.
+fn hanging_resolver(dir: &Path) -> PathBuf {
+    let src = dir.join("hang.c");
+    let so = dir.join("hang.so");
+    std::fs::write(
+        &src,
+        r#"
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <netdb.h>
+#include <string.h>
+#include <unistd.h>
+int getaddrinfo(const char *node, const char *service,
+                const struct addrinfo *hints, struct addrinfo **res) {
+    int (*real)(const char *, const char *, const struct addrinfo *,
+                struct addrinfo **) = dlsym(RTLD_NEXT, "getaddrinfo");
+    if (node && strcmp(node, "hang.invalid") == 0) {
+        sleep(60);
+        return EAI_AGAIN;
+    }
+    return real(node, service, hints, res);
+}
+"#,
+    )
+    .unwrap();
+    let out = Command::new(common::program("cc"))
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&so)
+        .arg(&src)
+        .arg("-ldl")
+        .output()
+        .expect("cc");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    so
+}
+
+#[test]
+fn a_name_lookup_that_hangs_is_cut_off_at_the_connect_timeout() {
+    let dir = TempDir::new("resolver");
+    let preload = hanging_resolver(dir.path());
+    let db = MariaDb::start();
+    let conf = db
+        .module_options()
+        .replace(&db.tcp_address(), "hang.invalid:3306");
+    let mut s = Setup::new(conf + "bw_counter.report_interval = 1\n");
+    s.env = vec![("LD_PRELOAD".into(), preload.display().to_string())];
+    let mut l = Lighttpd::start(&s);
+    let line = l.expect_log("database check failed", Duration::from_secs(15));
+    assert!(line.contains("no connection within 5s"), "{line}");
+    assert_eq!(
+        http::get(l.port, Some("served.example"), "/index.html").status,
+        200
+    );
+    let t = Instant::now();
+    l.stop_ok();
+    assert!(t.elapsed() < Duration::from_secs(12), "{:?}", t.elapsed());
+    assert!(
+        l.all_output().contains("undelivered: vhost served.example"),
+        "{}",
+        l.all_output()
+    );
+}
+
+#[test]
+fn a_panic_in_the_flusher_is_logged_and_delivery_goes_on() {
+    let db = MariaDb::start();
+    let mut s = setup(&db);
+    s.module_so = Some(rig::panic_test_module_path());
+    let mut l = Lighttpd::start(&s);
+    l.expect_log("database check ok", WAIT);
+    for host in ["flusher-panic.test", "fine.example"] {
+        assert_eq!(http::get(l.port, Some(host), "/index.html").status, 200);
+    }
+    let line = l.expect_log("internal error in the flusher thread", WAIT);
+    assert!(line.contains("forced by the panic-test feature"), "{line}");
+    common::wait_for(WAIT, || {
+        let hosts: Vec<String> = db.rows().into_iter().map(|r| r.0).collect();
+        (hosts == ["fine.example", "flusher-panic.test"]).then_some(())
+    })
+    .expect("delivered after the restart");
+    assert_eq!(
+        http::get(l.port, Some("later.example"), "/index.html").status,
+        200
+    );
+    l.stop_ok();
+    oracle::assert_table_matches_access_log(&l.access_log, &db, None);
+}
