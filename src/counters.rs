@@ -53,7 +53,7 @@ pub struct Row {
 
 /// Rows fixed under an id for delivery: retried and spooled as a unit, so
 /// the ledger can tell whether the database already has them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Batch {
     pub id: String,
     pub rows: Vec<Row>,
@@ -133,6 +133,11 @@ impl Counters {
 
     pub fn is_empty(&self) -> bool {
         self.hosts.is_empty()
+    }
+
+    /// (host, day) rows.
+    pub fn row_count(&self) -> usize {
+        self.hosts.values().map(Vec::len).sum()
     }
 
     pub fn host_count(&self) -> usize {

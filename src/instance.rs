@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::config::{Config, DEFAULT_MAX_HOSTS};
 use crate::counters::{Batch, Row, Summary, Traffic};
 use crate::day::{LocalZone, Zone};
-use crate::flush::{BatchIds, Flusher, Link, Stopped, LEDGER_RETENTION_DAYS};
+use crate::flush::{BatchIds, Flusher, Link, PendingLimit, Stopped, LEDGER_RETENTION_DAYS};
 use crate::log::LogQueue;
 use crate::request::Counted;
 use crate::spool::{self, Claimed, Rejects};
@@ -86,13 +86,10 @@ impl<Z: Zone> Instance<Z> {
             Some(path) => spool::take_over(path, &self.log, LEDGER_REMEMBERS),
         };
         let db = config.db.clone();
-        let flusher = Flusher::start(
-            move || Link::new(db.clone()),
-            self.log.clone(),
-            replay,
-            rejects,
-        )
-        .map_err(|e| format!("cannot start the flusher thread: {e}; counts stay in memory"))?;
+        let limit = PendingLimit::for_hosts(config.max_hosts, config.spool_file.clone());
+        let make_link = move || Link::new(db.clone());
+        let flusher = Flusher::start(make_link, self.log.clone(), replay, rejects, limit)
+            .map_err(|e| format!("cannot start the flusher thread: {e}; counts stay in memory"))?;
         self.flusher = Some(flusher);
         Ok(())
     }

@@ -36,6 +36,8 @@ pub mod request;
 pub mod schema;
 pub mod spool;
 pub mod tally;
+#[cfg(test)]
+mod testdir;
 
 // The FFI layer calls symbols that exist only inside the lighttpd binary
 // (log_error, config_plugin_values_init, ...). A cdylib may leave them

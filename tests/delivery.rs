@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::http;
@@ -132,11 +131,7 @@ fn sigint_graceful_shutdown_delivers_everything() {
 /// on the local day it finished, yesterday's row included.
 #[test]
 fn bytes_belong_to_the_local_day_their_request_finished() {
-    let preload = Path::new("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1");
-    assert!(
-        preload.exists(),
-        "libfaketime missing: make test installs the faketime package"
-    );
+    let preload = common::libfaketime();
     let db = MariaDb::start();
     let mut setup = setup(&db, 1);
     // The request line field carries the local date lighttpd logged it on.

@@ -26,9 +26,7 @@ fn threads_named(pid: u32, prefix: &str) -> Vec<PathBuf> {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .filter(|t| {
-            std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.starts_with(prefix))
-        })
+        .filter(|t| std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.starts_with(prefix)))
         .collect()
 }
 
@@ -155,5 +153,61 @@ fn a_panic_in_the_flusher_is_logged_and_delivery_goes_on() {
         200
     );
     l.stop_ok();
+    oracle::assert_table_matches_access_log(&l.access_log, &db, None);
+}
+
+/// Issue #9, case 7: an outage of days. max_hosts bounds the rows of one
+/// day, not of several: past two days' worth, the rows waiting for the
+/// database go to the spool file, and come back from it when the database
+/// does. The days are faked with libfaketime, moved a day at a time.
+#[test]
+fn an_outage_of_days_keeps_memory_bounded_and_loses_nothing() {
+    let preload = Path::new("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1");
+    assert!(
+        preload.exists(),
+        "libfaketime missing: make test installs faketime"
+    );
+    let dir = TempDir::new("days");
+    let clock = dir.path().join("faketime");
+    let spool = dir.path().join("bw.spool");
+    std::fs::write(&clock, "@2026-11-20 12:00:00\n").unwrap();
+    let mut db = MariaDb::start();
+    db.stop();
+    let mut s = common::spool::setup(&db, &spool, 1);
+    s.conf.push_str("bw_counter.max_hosts = 2\n");
+    // lighttpd restarts itself on a clock jump of more than 30 minutes;
+    // a real outage of days has no jumps, so neither does this one.
+    s.conf
+        .push_str("server.feature-flags = ( \"server.clock-jump-restart\" => 0 )\n");
+    s.env = vec![
+        ("LD_PRELOAD".into(), preload.display().to_string()),
+        (
+            "FAKETIME_TIMESTAMP_FILE".into(),
+            clock.display().to_string(),
+        ),
+        ("FAKETIME_CACHE_DURATION".into(), "1".into()),
+        ("DONT_FAKE_MONOTONIC".into(), "1".into()),
+    ];
+    let mut l = Lighttpd::start(&s);
+    // Two vhosts a day (max_hosts = 2), four days: 8 rows, more than the
+    // 2 * (2 + 1) = 6 kept in memory.
+    for day in 20..24 {
+        std::fs::write(&clock, format!("@2026-11-{day} 12:00:00\n")).unwrap();
+        // libfaketime reads the file at most once a second, lighttpd its
+        // clock once a second.
+        std::thread::sleep(Duration::from_millis(2500));
+        for host in ["a.example", "b.example"] {
+            assert_eq!(http::get(l.port, Some(host), "/index.html").status, 200);
+        }
+        std::thread::sleep(Duration::from_millis(1200)); // a report
+    }
+    let line = l.expect_log("more than the 6 kept in memory: wrote", WAIT);
+    assert!(line.contains("to spool file"), "{line}");
+
+    db.launch();
+    l.expect_log("replayed completely", Duration::from_secs(60));
+    l.stop_ok();
+    let days: std::collections::BTreeSet<String> = db.rows().into_iter().map(|r| r.1).collect();
+    assert_eq!(days.len(), 4, "one row per vhost and day: {days:?}");
     oracle::assert_table_matches_access_log(&l.access_log, &db, None);
 }

@@ -134,26 +134,11 @@ fn writable(dir: &Path) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
 
     use super::super::parse::tests::{parse_values, s, with};
     use super::super::{Tls, TlsMode};
     use super::*;
-
-    struct Dir(PathBuf);
-    impl Dir {
-        fn new(name: &str) -> Dir {
-            let d = std::env::temp_dir().join(format!("bwc-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&d);
-            std::fs::create_dir_all(&d).unwrap();
-            Dir(d)
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::testdir::TestDir;
 
     fn file_errors(extra: &[(KeyId, super::super::keys::RawValue)]) -> Vec<String> {
         let mut c = parse_values(with(extra)).expect("parses");
@@ -166,8 +151,8 @@ mod tests {
 
     #[test]
     fn spool_file_must_be_in_a_writable_directory() {
-        let dir = Dir::new("spool-dir");
-        let spool = dir.0.join("bwc.spool");
+        let dir = TestDir::new("spool-dir");
+        let spool = dir.join("bwc.spool");
         let mut c = parse_values(with(&[(KeyId::SpoolFile, s(spool.to_str().unwrap()))])).unwrap();
         c.load_files().unwrap();
         assert_eq!(c.spool_file, Some(spool));
@@ -182,8 +167,8 @@ mod tests {
 
     #[test]
     fn an_existing_ca_file_is_accepted() {
-        let dir = Dir::new("ca");
-        let ca = dir.0.join("ca.pem");
+        let dir = TestDir::new("ca");
+        let ca = dir.join("ca.pem");
         std::fs::write(&ca, "x").unwrap();
         let mut c = parse_values(with(&[
             (KeyId::MysqlSsl, s("verify_ca")),
@@ -202,8 +187,8 @@ mod tests {
 
     #[test]
     fn password_file_is_read_once_first_line_only() {
-        let dir = Dir::new("config-test");
-        let path = dir.0.join("pw");
+        let dir = TestDir::new("config-test");
+        let path = dir.join("pw");
         std::fs::write(&path, "pa ss\r\nignored\n").unwrap();
         let mut c = parse_values(with(&[(
             KeyId::MysqlPasswordFile,
@@ -224,7 +209,7 @@ mod tests {
             "{e:?}"
         );
 
-        let missing = dir.0.join("missing");
+        let missing = dir.join("missing");
         let e = file_errors(&[(KeyId::MysqlPasswordFile, s(missing.to_str().unwrap()))]);
         assert!(
             e[0].contains("cannot read it: No such file or directory"),
@@ -252,8 +237,8 @@ mod tests {
 
     #[test]
     fn a_world_readable_password_file_is_a_warning() {
-        let dir = Dir::new("pw-mode");
-        let path = dir.0.join("pw");
+        let dir = TestDir::new("pw-mode");
+        let path = dir.join("pw");
         std::fs::write(&path, "x\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let mut c = parse_values(with(&[(

@@ -20,6 +20,7 @@
 //!   outage and recovery lines), testable with a fake sink;
 //! - `mysql.rs`: the real sink, the only code that talks to MySQL.
 
+mod books;
 mod mysql;
 mod worker;
 
@@ -37,8 +38,10 @@ use crate::counters::{Batch, Counters};
 use crate::log::LogQueue;
 use crate::spool::{Claimed, Rejects, Replay};
 
+use self::books::Books;
+pub use self::books::PendingLimit;
 pub use self::mysql::{Link, MAX_ROWS_PER_STATEMENT, ROWS_PER_STATEMENT};
-use self::worker::{Books, Command, SystemClock, Worker};
+use self::worker::{Command, SystemClock, Worker};
 
 /// Where batches go: the database, or a fake in unit tests.
 pub trait Sink {
@@ -283,7 +286,8 @@ impl BatchIds {
 impl Flusher {
     /// Starts the thread, which checks a sink made by `make_sink` first and
     /// then delivers `replay` (an earlier run's spool) at once, not at the
-    /// next report. Rows the table refuses for good go to `rejects`. If the
+    /// next report. Rows the table refuses for good go to `rejects`; rows
+    /// past `limit` wait on disk during a long outage. If the
     /// thread's work panics (a bug), it is logged and the work starts
     /// again with a new sink, after a pause; the books keep every count.
     pub fn start<S, F>(
@@ -291,6 +295,7 @@ impl Flusher {
         log: Arc<LogQueue>,
         replay: Replay,
         rejects: Rejects,
+        limit: PendingLimit,
     ) -> io::Result<Flusher>
     where
         S: Sink,
@@ -308,6 +313,7 @@ impl Flusher {
                     log.clone(),
                     SystemClock,
                     rejects.clone(),
+                    limit.clone(),
                 );
                 let Err(payload) = catch_unwind(AssertUnwindSafe(|| worker.run(&inbox))) else {
                     break;
@@ -466,6 +472,7 @@ mod tests {
             log,
             Replay::default(),
             Rejects::default(),
+            PendingLimit::for_hosts(10, None),
         )
         .unwrap();
         flusher.deliver(counts("a.example", 10)).unwrap();

@@ -3,18 +3,18 @@
 //! reads time only through [`Clock`], so all of it is unit-tested with
 //! fakes (and the MariaDB integration tests run it for real).
 
-use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::{BatchIds, DbError, Delivered, Failure, Sink};
+use super::books::{Books, Bound, PendingLimit};
+use super::{BatchIds, DbError, Delivered, Failure, Sink, LEDGER_RETENTION_DAYS};
 use crate::counters::{Batch, Counters};
 use crate::log::LogQueue;
 use crate::schema;
-use crate::spool::{self, Claimed, Rejects, Replay};
+use crate::spool::{self, Claimed, Rejects};
 
 /// Retry delays after a failed flush: 1 s, 2 s, 4 s ... at most this.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -47,55 +47,6 @@ impl Clock for SystemClock {
 
     fn sleep(&self, pause: Duration) {
         std::thread::sleep(pause);
-    }
-}
-
-/// Everything handed to the flusher and not yet in the table.
-#[derive(Debug, Default)]
-pub(super) struct Books {
-    /// Not yet in a batch.
-    waiting: Counters,
-    /// Being delivered; retried unchanged until the database has it.
-    inflight: Option<Batch>,
-    /// Batches with ids, delivered before new counts: those read from the
-    /// spool of an earlier run, and the halves of a batch the table
-    /// refused for a row in it.
-    queued: VecDeque<Batch>,
-    /// Spool files of earlier runs: read a portion at a time into
-    /// `queued`, retired once read and delivered.
-    claimed: VecDeque<Claimed>,
-}
-
-impl Books {
-    pub(super) fn new(replay: Replay) -> Books {
-        Books {
-            claimed: replay.claimed.into(),
-            ..Books::default()
-        }
-    }
-
-    /// Counts from lighttpd's thread join those waiting for a batch.
-    pub(super) fn hand_over(&mut self, counts: Counters) {
-        self.waiting.merge(counts);
-    }
-
-    /// Empties the books: (waiting, batches with ids, claimed spools whose
-    /// unread rest is not in the batches).
-    pub(super) fn undelivered(&mut self) -> (Counters, Vec<Batch>, Vec<Claimed>) {
-        let mut batches: Vec<Batch> = self.inflight.take().into_iter().collect();
-        batches.extend(self.queued.drain(..));
-        (
-            self.waiting.take(),
-            batches,
-            self.claimed.drain(..).collect(),
-        )
-    }
-
-    fn is_empty(&self) -> bool {
-        self.inflight.is_none()
-            && self.queued.is_empty()
-            && self.claimed.is_empty()
-            && self.waiting.is_empty()
     }
 }
 
@@ -134,6 +85,10 @@ pub(super) struct Worker<S, C> {
     log: Arc<LogQueue>,
     clock: C,
     rejects: Rejects,
+    limit: PendingLimit,
+    /// Rows went to the spool during this outage: claimed back when the
+    /// database answers again.
+    spilled: bool,
     health: Health,
     failures: u32,
     next_try: Option<Instant>,
@@ -146,6 +101,7 @@ impl<S: Sink, C: Clock> Worker<S, C> {
         log: Arc<LogQueue>,
         clock: C,
         rejects: Rejects,
+        limit: PendingLimit,
     ) -> Self {
         Worker {
             sink,
@@ -154,6 +110,8 @@ impl<S: Sink, C: Clock> Worker<S, C> {
             log,
             clock,
             rejects,
+            limit,
+            spilled: false,
             health: Health::Unknown,
             failures: 0,
             next_try: None,
@@ -174,11 +132,15 @@ impl<S: Sink, C: Clock> Worker<S, C> {
             };
             match command {
                 Ok(Command::Wake) => {
+                    self.keep_within_limit();
                     if self.next_try.is_none_or(|at| self.clock.now() >= at) {
                         self.flush();
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => self.flush(),
+                Err(RecvTimeoutError::Timeout) => {
+                    self.keep_within_limit();
+                    self.flush();
+                }
                 Ok(Command::Stop { deadline }) => {
                     self.final_flush(deadline);
                     return;
@@ -269,6 +231,48 @@ impl<S: Sink, C: Clock> Worker<S, C> {
         books.inflight.clone().map_or(Next::Idle, Next::Deliver)
     }
 
+    /// Bounds the rows in memory (see books.rs) and says what it did.
+    fn keep_within_limit(&mut self) {
+        let ids = &mut self.ids;
+        let bound = self.books.lock().bound(&self.limit, || ids.next_id());
+        let limit = self.limit.rows;
+        match bound {
+            None => {}
+            Some(Bound::Spilled {
+                pending,
+                summary,
+                path,
+            }) => {
+                self.spilled = true;
+                self.log.push(format!(
+                    "{pending} rows are waiting for the database, more than the {limit} kept in \
+                     memory: wrote {summary} to spool file {}; they are delivered from there \
+                     once it answers",
+                    path.display()
+                ));
+            }
+            Some(Bound::Folded { pending, folded }) => self.log.push(format!(
+                "{pending} rows are waiting for the database, more than the {limit} kept in \
+                 memory, and no spool file takes the rest: folded the {folded} smallest into the \
+                 _other row of their day (their bytes are kept, their vhosts are not)"
+            )),
+        }
+    }
+
+    /// What went to the spool during the outage is claimed back, to be
+    /// read a portion at a time: `true` if there is some.
+    fn reclaim_spill(&mut self) -> bool {
+        let Some(path) = self.limit.spool.as_ref().filter(|_| self.spilled) else {
+            return false;
+        };
+        self.spilled = false;
+        let remembered = Duration::from_secs(u64::from(LEDGER_RETENTION_DAYS) * 86_400);
+        let replay = spool::take_over(path, &self.log, remembered);
+        let found = !replay.claimed.is_empty();
+        self.books.lock().claimed.extend(replay.claimed);
+        found
+    }
+
     /// Delivers batches until nothing waits or the database fails.
     fn flush(&mut self) {
         loop {
@@ -279,6 +283,19 @@ impl<S: Sink, C: Clock> Worker<S, C> {
                     continue;
                 }
                 Next::Read => continue,
+                Next::Idle if self.spilled => {
+                    // Only the spool holds counts: read them back once the
+                    // database answers (asked without holding any rows).
+                    if let Err(e) = self.sink.check() {
+                        self.failed(&Batch::default(), &e);
+                        return;
+                    }
+                    if !self.reclaim_spill() {
+                        self.next_try = None;
+                        return;
+                    }
+                    continue;
+                }
                 Next::Idle => {
                     self.next_try = None;
                     return;
@@ -416,6 +433,8 @@ mod tests {
     use super::*;
     use crate::counters::Traffic;
     use crate::day::Day;
+    use crate::spool::Replay;
+    use crate::testdir::TestDir;
 
     /// A sink that answers from a script and records what it was given.
     #[derive(Default)]
@@ -530,7 +549,14 @@ mod tests {
         let log = Arc::new(LogQueue::default());
         let books = Arc::new(Mutex::new(Books::new(replay)));
         (
-            Worker::new(sink, books, log.clone(), clock, Rejects::default()),
+            Worker::new(
+                sink,
+                books,
+                log.clone(),
+                clock,
+                Rejects::default(),
+                PendingLimit::for_hosts(1000, None),
+            ),
             log,
         )
     }
@@ -758,6 +784,39 @@ mod tests {
     }
 
     #[test]
+    fn rows_past_the_limit_wait_in_the_spool_and_come_back_when_the_database_does() {
+        let dir = TestDir::new("worker-spill");
+        let clock = FakeClock::new();
+        let sink = FakeSink {
+            answers: (0..3).map(|_| Err(network_error())).collect(),
+            ..FakeSink::default()
+        };
+        let (mut w, log) = worker(sink, &clock);
+        w.limit = PendingLimit::for_hosts(2, Some(dir.join("spool")));
+        for host in ["a", "b", "c", "d", "e", "f", "g"] {
+            hand_over(&w, counts(host, 1, 1));
+        }
+        w.flush(); // fails: the outage begins
+        w.keep_within_limit();
+        assert!(w.books.lock().pending_rows() <= 6, "bounded");
+        assert!(log
+            .drain()
+            .lines
+            .iter()
+            .any(|l| l.contains("more than the 6 kept in memory: wrote")));
+        // Back: what waited in the spool comes back with the rest.
+        while w.next_try.is_some() {
+            clock.now.set(w.next_try.unwrap());
+            w.flush();
+        }
+        let mut committed = w.sink.committed.clone();
+        committed.sort();
+        assert_eq!(committed, ["a", "b", "c", "d", "e", "f", "g"]);
+        assert!(w.books.lock().is_empty());
+        assert!(!dir.join("spool").exists(), "replayed and retired");
+    }
+
+    #[test]
     fn the_sinks_notices_reach_the_log() {
         let clock = FakeClock::new();
         let sink = FakeSink {
@@ -814,9 +873,7 @@ mod tests {
 
     #[test]
     fn a_replayed_spool_goes_first_and_its_file_is_retired_when_all_is_in() {
-        let dir = std::env::temp_dir().join(format!("bwc-worker-replay-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TestDir::new("worker-replay");
         let spool = dir.join("spool");
         let earlier = vec![
             Batch {
@@ -853,7 +910,6 @@ mod tests {
             .lines
             .iter()
             .any(|l| l.ends_with("replayed completely")));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -357,7 +357,7 @@ impl Rejects {
         let kept = match &self.path {
             Some(path) => {
                 let text = format!("# {why}\n{}", format::format(std::slice::from_ref(batch)));
-                match append_locked(path, text.as_bytes(), &mut []) {
+                match append_locked(path, text.as_bytes(), &mut [], Partial::Keep) {
                     Ok(()) => format!("set aside in {}", path.display()),
                     Err(e) => format!(
                         "cannot write {}: {}; not in the table: add it by hand once the table \
@@ -414,7 +414,7 @@ pub struct KeepError {
 /// be copied, they stay where they are, to be adopted by the next start.
 pub fn keep(path: &Path, batches: &[Batch], mut claimed: Vec<Claimed>) -> Result<(), KeepError> {
     let text = format::format(batches);
-    if let Err(mut e) = append_locked(path, text.as_bytes(), &mut claimed) {
+    if let Err(mut e) = append_locked(path, text.as_bytes(), &mut claimed, Partial::Keep) {
         e.left = claimed
             .into_iter()
             .map(|c| {
@@ -433,7 +433,26 @@ pub fn keep(path: &Path, batches: &[Batch], mut claimed: Vec<Claimed>) -> Result
 /// Appends `text` (whole records) and then the unread rest of `claimed`
 /// to the file under the directory lock, and fsyncs; on a failure, cuts
 /// the file back to its last whole record.
-fn append_locked(path: &Path, text: &[u8], claimed: &mut [Claimed]) -> Result<(), KeepError> {
+/// Appends `batches` entirely or not at all: a failed write is cut back
+/// to where the file ended before (for batches that must not be split).
+pub fn keep_whole(path: &Path, batches: &[Batch]) -> io::Result<()> {
+    let text = format::format(batches);
+    append_locked(path, text.as_bytes(), &mut [], Partial::Drop).map_err(|e| e.error)
+}
+
+/// What a failed append leaves of the records it wrote whole.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Partial {
+    Keep,
+    Drop,
+}
+
+fn append_locked(
+    path: &Path,
+    text: &[u8],
+    claimed: &mut [Claimed],
+    partial: Partial,
+) -> Result<(), KeepError> {
     let nothing = |error| KeepError {
         records_written: 0,
         error,
@@ -465,6 +484,11 @@ fn append_locked(path: &Path, text: &[u8], claimed: &mut [Claimed]) -> Result<()
         }
     };
     if let Err(e) = result {
+        if partial == Partial::Drop {
+            let mut e = cut(&f, start, e);
+            e.records_written = 0;
+            return Err(e);
+        }
         return Err(cut(&f, start + whole as u64, e));
     }
     let records_end = start + text.len() as u64;
@@ -556,6 +580,7 @@ mod tests {
     use super::*;
     use crate::counters::{Row, Traffic};
     use crate::day::Day;
+    use crate::testdir::TestDir;
 
     const WEEK: Duration = Duration::from_secs(7 * 86_400);
 
@@ -573,35 +598,10 @@ mod tests {
         }
     }
 
-    struct Dir(PathBuf);
-    impl Dir {
-        fn new(name: &str) -> Dir {
-            let d = std::env::temp_dir().join(format!("bwc-{name}-{}", std::process::id()));
-            let _ = fs::remove_dir_all(&d);
-            fs::create_dir_all(&d).unwrap();
-            Dir(d)
-        }
-
-        fn names(&self) -> Vec<String> {
-            let mut names: Vec<String> = fs::read_dir(&self.0)
-                .unwrap()
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
-            names.sort();
-            names
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-
     /// A fresh directory, the spool path in it, and a log.
-    fn spool_in(name: &str) -> (Dir, PathBuf, LogQueue) {
-        let dir = Dir::new(name);
-        let path = dir.0.join("spool");
+    fn spool_in(name: &str) -> (TestDir, PathBuf, LogQueue) {
+        let dir = TestDir::new(name);
+        let path = dir.join("spool");
         (dir, path, LogQueue::default())
     }
 
@@ -721,8 +721,8 @@ mod tests {
 
     #[test]
     fn a_large_spool_is_read_in_portions_of_whole_batches() {
-        let dir = Dir::new("spool-portions");
-        let path = dir.0.join("spool");
+        let dir = TestDir::new("spool-portions");
+        let path = dir.join("spool");
         // About 3 portions, 100 rows a batch.
         let rows_per_batch = 100;
         let row_len = format::format(&[batch("b/00000", "x", 1)]).len();
@@ -760,8 +760,8 @@ mod tests {
 
     #[test]
     fn appends_and_claims_from_many_threads_lose_and_repeat_nothing() {
-        let dir = Dir::new("spool-race");
-        let path = dir.0.join("spool");
+        let dir = TestDir::new("spool-race");
+        let path = dir.join("spool");
         let writers: Vec<_> = (0..4)
             .map(|w| {
                 let path = path.clone();
@@ -798,8 +798,8 @@ mod tests {
 
     #[test]
     fn a_torn_last_record_is_not_glued_to_the_next() {
-        let dir = Dir::new("spool-torn");
-        let path = dir.0.join("spool");
+        let dir = TestDir::new("spool-torn");
+        let path = dir.join("spool");
         let whole = format::format(&[batch("h/1", "a.example", 1)]);
         fs::write(&path, &whole[..whole.len() / 2]).unwrap();
         keep(&path, &[batch("h/2", "b.example", 2)], Vec::new()).unwrap();
@@ -810,9 +810,9 @@ mod tests {
 
     #[test]
     fn never_through_a_symlink() {
-        let dir = Dir::new("spool-link");
-        let path = dir.0.join("spool");
-        let victim = dir.0.join("victim");
+        let dir = TestDir::new("spool-link");
+        let path = dir.join("spool");
+        let victim = dir.join("victim");
         fs::write(&victim, "").unwrap();
         std::os::unix::fs::symlink(&victim, &path).unwrap();
         let e = keep(&path, &[batch("h/1", "a.example", 1)], Vec::new()).unwrap_err();
@@ -835,7 +835,7 @@ mod tests {
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(lines[0].contains("vhost big.example") && lines[0].contains("bigint"));
         assert!(lines[1].contains("vhost id.example") && lines[1].contains("batch id"));
-        let rejected = format::parse(&fs::read(dir.0.join("spool.rejected")).unwrap());
+        let rejected = format::parse(&fs::read(dir.join("spool.rejected")).unwrap());
         assert_eq!(rejected.skipped, 0);
         let hosts: Vec<_> = rejected
             .batches

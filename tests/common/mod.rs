@@ -91,6 +91,17 @@ pub fn program(name: &str) -> PathBuf {
     panic!("{name} not found: run `make test`, which installs what the tests need")
 }
 
+/// libfaketime's preload library (Debian's faketime package), for tests that
+/// move lighttpd's clock.
+pub fn libfaketime() -> PathBuf {
+    let preload = PathBuf::from("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1");
+    assert!(
+        preload.exists(),
+        "libfaketime missing: make test installs the faketime package"
+    );
+    preload
+}
+
 /// Runs a client program with a deadline (a hung client must fail the
 /// test, not hang the suite); returns its output.
 pub fn run(cmd: &mut std::process::Command, timeout: Duration) -> std::process::Output {
