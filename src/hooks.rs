@@ -94,6 +94,20 @@ pub unsafe extern "C" fn handle_trigger(srv: *mut ffi::server, p_d: *mut c_void)
     })
 }
 
+pub unsafe extern "C" fn handle_sighup(srv: *mut ffi::server, p_d: *mut c_void) -> ffi::handler_t {
+    // SAFETY: srv is lighttpd's live server (invariant 3).
+    let log = unsafe { ErrorLog::of_server(srv) };
+    guarded("handle_sighup", log, ffi::HANDLER_GO_ON, || {
+        // SAFETY: p_d is our live plugin data, referenced nowhere else
+        // during this hook (invariants 1 and 2).
+        let pd = unsafe { PluginData::from_hook(p_d) };
+        if let Some(instance) = pd.and_then(PluginData::instance) {
+            instance.before_fork();
+        }
+        ffi::HANDLER_GO_ON
+    })
+}
+
 pub unsafe extern "C" fn handle_request_done(
     r: *mut ffi::request_st,
     p_d: *mut c_void,

@@ -37,6 +37,10 @@ pub struct Instance<Z: Zone = LocalZone> {
     /// When the tally was last handed over (or the worker started), on
     /// lighttpd's monotonic clock.
     last_report: i64,
+    /// The process the flusher thread runs in.
+    pid: u32,
+    /// `before_fork` holds the flusher's locks (until `after_fork`).
+    holding_for_fork: bool,
 }
 
 impl Instance<LocalZone> {
@@ -59,6 +63,8 @@ impl<Z: Zone> Instance<Z> {
             flusher: None,
             tally: Tally::with_zone(zone, DEFAULT_MAX_HOSTS as usize),
             last_report: 0,
+            pid: std::process::id(),
+            holding_for_fork: false,
         }
     }
 
@@ -80,18 +86,69 @@ impl<Z: Zone> Instance<Z> {
         if self.flusher.is_some() {
             return Ok(());
         }
-        let rejects = Rejects::beside(config.spool_file.as_deref());
         let replay = match &config.spool_file {
             None => spool::Replay::default(),
             Some(path) => spool::take_over(path, &self.log, LEDGER_REMEMBERS),
         };
-        let db = config.db.clone();
-        let limit = PendingLimit::for_hosts(config.max_hosts, config.spool_file.clone());
-        let make_link = move || Link::new(db.clone());
+        let (make_link, rejects, limit) = flusher_parts(config);
         let flusher = Flusher::start(make_link, self.log.clone(), replay, rejects, limit)
             .map_err(|e| format!("cannot start the flusher thread: {e}; counts stay in memory"))?;
         self.flusher = Some(flusher);
+        self.pid = std::process::id();
         Ok(())
+    }
+
+    /// `handle_sighup`: lighttpd may fork next (`server.graceful-restart-bg`
+    /// does, a plain SIGHUP does not). The flusher's locks are taken and
+    /// kept, so that its thread holds none at a fork; [`Instance::tick`]
+    /// or [`Instance::shutdown`] gives them back.
+    pub fn before_fork(&mut self) {
+        if let Some(flusher) = self.flusher.as_ref().filter(|_| !self.holding_for_fork) {
+            flusher.hold_for_fork(&self.log);
+            self.holding_for_fork = true;
+        }
+    }
+
+    /// After `before_fork`, on the next call from lighttpd: in the same
+    /// process, the locks go back. In a child lighttpd forked, whose parent
+    /// re-executed itself, the flusher thread does not exist: a new one
+    /// takes over the books and delivers them and what the child counts
+    /// from now on; the parent's copy is gone, so nothing goes twice.
+    fn after_fork(&mut self) -> Vec<String> {
+        if !std::mem::take(&mut self.holding_for_fork) {
+            return Vec::new();
+        }
+        let (Some(flusher), Some(config)) = (self.flusher.take(), self.config.as_ref()) else {
+            return Vec::new();
+        };
+        if std::process::id() == self.pid {
+            // SAFETY: this thread took both locks in before_fork (the flag
+            // says so) and has not released them.
+            unsafe { flusher.release_after_fork(&self.log) };
+            self.flusher = Some(flusher);
+            return Vec::new();
+        }
+        // SAFETY: this thread is the copy of the one that took the log's
+        // lock in before_fork, and nothing released it since.
+        self.log = Arc::new(unsafe { self.log.take_after_fork() });
+        let (make_link, rejects, limit) = flusher_parts(config);
+        // SAFETY: as above, for the books' lock.
+        match unsafe { flusher.continue_in_child(make_link, self.log.clone(), rejects, limit) } {
+            Ok(flusher) => {
+                self.flusher = Some(flusher);
+                self.pid = std::process::id();
+                vec![format!(
+                    "process {} finishes the requests in progress of the previous generation \
+                     (server.graceful-restart-bg): a flusher thread of its own delivers what \
+                     was not yet in the table and what it counts from now on",
+                    self.pid
+                )]
+            }
+            Err((e, stopped)) => {
+                let why = format!("cannot start a flusher thread in process {}: {e}", self.pid);
+                self.set_aside_stopped(&why, stopped)
+            }
+        }
     }
 
     /// The request path: see [`Tally::count`].
@@ -103,6 +160,7 @@ impl<Z: Zone> Instance<Z> {
     /// when `report_interval` has passed (`now`: monotonic seconds);
     /// returns what to write to the error log.
     pub fn tick(&mut self, now: i64) -> Vec<String> {
+        let mut lines = self.after_fork();
         let interval = self
             .config
             .as_ref()
@@ -117,7 +175,7 @@ impl<Z: Zone> Instance<Z> {
                 }
             }
         }
-        let mut lines = self.take_log();
+        lines.extend(self.take_log());
         lines.extend(self.tally.overflow_line(now));
         lines
     }
@@ -126,6 +184,7 @@ impl<Z: Zone> Instance<Z> {
     /// them (for at most [`STOP_TIMEOUT`], whatever state it is in), and
     /// sets aside exactly what is not known to be in the table.
     pub fn shutdown(&mut self) -> Vec<String> {
+        let mut lines = self.after_fork();
         let last = self.tally.take();
         let stopped = match self.flusher.take() {
             Some(flusher) => flusher.stop(last, STOP_TIMEOUT),
@@ -136,7 +195,22 @@ impl<Z: Zone> Instance<Z> {
                 timed_out: false,
             },
         };
-        let mut lines = self.take_log();
+        let why = if stopped.timed_out {
+            format!(
+                "the database did not answer within {}s of shutdown",
+                STOP_TIMEOUT.as_secs()
+            )
+        } else {
+            "database unavailable at shutdown".to_string()
+        };
+        lines.extend(self.take_log());
+        lines.extend(self.set_aside_stopped(&why, stopped));
+        lines
+    }
+
+    /// Everything a stopped flusher did not deliver, set aside (a batch for
+    /// the waiting counts, under a new id).
+    fn set_aside_stopped(&self, why: &str, stopped: Stopped) -> Vec<String> {
         let mut batches = stopped.batches;
         if !stopped.waiting.is_empty() {
             batches.push(Batch {
@@ -144,18 +218,10 @@ impl<Z: Zone> Instance<Z> {
                 rows: stopped.waiting.rows(),
             });
         }
-        if !batches.is_empty() {
-            let why = if stopped.timed_out {
-                format!(
-                    "the database did not answer within {}s of shutdown",
-                    STOP_TIMEOUT.as_secs()
-                )
-            } else {
-                "database unavailable at shutdown".to_string()
-            };
-            lines.extend(self.set_aside(&why, &batches, stopped.claimed));
+        if batches.is_empty() {
+            return Vec::new();
         }
-        lines
+        self.set_aside(why, &batches, stopped.claimed)
     }
 
     /// What the database did not take at stop: into the spool file if
@@ -238,6 +304,17 @@ impl<Z: Zone> Instance<Z> {
         }
         lines
     }
+}
+
+/// What a flusher thread for `config` needs besides the books: how to make
+/// its database link, where refused rows go, how many rows it keeps.
+fn flusher_parts(config: &Config) -> (impl Fn() -> Link + Send + 'static, Rejects, PendingLimit) {
+    let db = config.db.clone();
+    (
+        move || Link::new(db.clone()),
+        Rejects::beside(config.spool_file.as_deref()),
+        PendingLimit::for_hosts(config.max_hosts, config.spool_file.clone()),
+    )
 }
 
 /// Sizes of rows, for log lines.

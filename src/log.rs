@@ -52,6 +52,43 @@ impl LogQueue {
         }
     }
 
+    /// Takes the queue's lock and keeps it, so that no other thread holds
+    /// it when the process forks (lighttpd's `server.graceful-restart-bg`):
+    /// a lock held by a thread that does not exist in the child would stay
+    /// locked there for ever. Undone by [`LogQueue::release`].
+    pub fn hold(&self) {
+        // Held without a guard; `release` unlocks it.
+        std::mem::forget(self.inner.lock());
+    }
+
+    /// Gives back the lock [`LogQueue::hold`] took.
+    ///
+    /// # Safety
+    /// The calling thread must have called `hold` and not yet `release`
+    /// (in a forked child: the copy of the thread that called `hold`).
+    pub unsafe fn release(&self) {
+        // SAFETY: by the contract the lock is held by this thread, taken in
+        // `hold` with its guard forgotten, so no guard exists.
+        unsafe { self.inner.force_unlock() };
+    }
+
+    /// In a process forked while [`LogQueue::hold`] held the lock: a new
+    /// queue with the lines, leaving the old lock as it is (a thread parked
+    /// on it at the fork existed only in the parent).
+    ///
+    /// # Safety
+    /// The calling thread must be the copy of the one that called `hold`
+    /// before the fork, with no `release` since.
+    pub unsafe fn take_after_fork(&self) -> LogQueue {
+        // SAFETY: by the contract this thread holds the lock (its guard was
+        // forgotten in `hold`), so nothing else touches the contents.
+        let inner = std::mem::take(unsafe { &mut *self.inner.data_ptr() });
+        LogQueue {
+            inner: Mutex::new(inner),
+            capacity: self.capacity,
+        }
+    }
+
     pub fn drain(&self) -> Drained {
         let mut inner = self.inner.lock();
         Drained {

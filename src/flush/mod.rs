@@ -301,9 +301,24 @@ impl Flusher {
         S: Sink,
         F: Fn() -> S + Send + 'static,
     {
+        let books = Arc::new(Mutex::new(Books::new(replay)));
+        Flusher::spawn(books, make_sink, log, rejects, limit)
+    }
+
+    /// A thread working on `books`.
+    fn spawn<S, F>(
+        books: Arc<Mutex<Books>>,
+        make_sink: F,
+        log: Arc<LogQueue>,
+        rejects: Rejects,
+        limit: PendingLimit,
+    ) -> io::Result<Flusher>
+    where
+        S: Sink,
+        F: Fn() -> S + Send + 'static,
+    {
         let (commands, inbox) = mpsc::channel();
         let (exited_tx, exited) = mpsc::channel();
-        let books = Arc::new(Mutex::new(Books::new(replay)));
         let shared = books.clone();
         let thread = spawn_without_lighttpds_signals("bw_counter-flush", move || {
             for restart in 1u32.. {
@@ -335,6 +350,75 @@ impl Flusher {
             exited,
             thread: Some(thread),
             books,
+        })
+    }
+
+    /// Before lighttpd may fork (`handle_sighup`; with
+    /// `server.graceful-restart-bg` a fork follows): takes the books' lock
+    /// (and `log`'s) and keeps it, so that the thread holds neither at the
+    /// fork. The thread never holds them during I/O, so this waits at most
+    /// for one bookkeeping step. Undone by [`Flusher::release_after_fork`].
+    pub fn hold_for_fork(&self, log: &LogQueue) {
+        // Held without a guard; `release_after_fork` unlocks it.
+        std::mem::forget(self.books.lock());
+        log.hold();
+    }
+
+    /// Gives back what [`Flusher::hold_for_fork`] took.
+    ///
+    /// # Safety
+    /// The calling thread must have called `hold_for_fork` (with the same
+    /// `log`) and not released it since; in a forked child, it is the copy
+    /// of the thread that did.
+    pub unsafe fn release_after_fork(&self, log: &LogQueue) {
+        // SAFETY: by the contract this thread holds the log's lock through
+        // `hold`.
+        unsafe { log.release() };
+        // SAFETY: by the contract this thread holds the books' lock, taken in
+        // `hold_for_fork` with its guard forgotten, so no guard exists.
+        unsafe { self.books.force_unlock() };
+    }
+
+    /// In a child lighttpd forked (`server.graceful-restart-bg`): the
+    /// thread this handle talks to exists only in the parent, which is
+    /// gone (it re-executed itself). A new thread takes over the books as
+    /// they were at the fork (every count not known to be in the table,
+    /// the batch in flight under its id) and delivers them. The old lock is
+    /// never touched again (a waiter parked on it at the fork existed only
+    /// in the parent); the books move to a new one. If no thread can be
+    /// started, what the books held comes back, as a stop's would.
+    ///
+    /// # Safety
+    /// The calling thread must be the copy of the one that called
+    /// `hold_for_fork` before the fork, with no release since.
+    pub unsafe fn continue_in_child<S, F>(
+        mut self,
+        make_sink: F,
+        log: Arc<LogQueue>,
+        rejects: Rejects,
+        limit: PendingLimit,
+    ) -> Result<Flusher, (io::Error, Stopped)>
+    where
+        S: Sink,
+        F: Fn() -> S + Send + 'static,
+    {
+        // SAFETY: by the contract this thread holds the lock (its guard was
+        // forgotten in hold_for_fork), so nothing else reads or writes the
+        // books; they are moved out, and the old lock is left as it is.
+        let books = std::mem::take(unsafe { &mut *self.books.data_ptr() });
+        // The handle names a thread of the parent: neither joined nor
+        // detached here.
+        std::mem::forget(self.thread.take());
+        let books = Arc::new(Mutex::new(books));
+        Flusher::spawn(books.clone(), make_sink, log, rejects, limit).map_err(|e| {
+            let (waiting, batches, claimed) = books.lock().undelivered();
+            let stopped = Stopped {
+                waiting,
+                batches,
+                claimed,
+                timed_out: false,
+            };
+            (e, stopped)
         })
     }
 
