@@ -16,14 +16,11 @@ use std::time::Duration;
 use crate::config::{Config, DEFAULT_MAX_HOSTS};
 use crate::counters::{Batch, Row, Summary, Traffic};
 use crate::day::{LocalZone, Zone};
-use crate::flush::{BatchIds, Flusher, Link, PendingLimit, Stopped, LEDGER_RETENTION_DAYS};
+use crate::flush::{BatchIds, Flusher, Link, PendingLimit, Stopped, LEDGER_RETENTION};
 use crate::log::LogQueue;
 use crate::request::Counted;
 use crate::spool::{self, Claimed, Rejects};
 use crate::tally::Tally;
-
-/// How long the ledger keeps a batch id (see flush::LEDGER_RETENTION_DAYS).
-const LEDGER_REMEMBERS: Duration = Duration::from_secs(LEDGER_RETENTION_DAYS as u64 * 86_400);
 
 /// How long `cleanup` may take to deliver the last counts: lighttpd waits
 /// for every module's cleanup before it exits or restarts.
@@ -88,7 +85,7 @@ impl<Z: Zone> Instance<Z> {
         }
         let replay = match &config.spool_file {
             None => spool::Replay::default(),
-            Some(path) => spool::take_over(path, &self.log, LEDGER_REMEMBERS),
+            Some(path) => spool::take_over(path, &self.log, LEDGER_RETENTION),
         };
         let (make_link, rejects, limit) = flusher_parts(config);
         let flusher = Flusher::start(make_link, self.log.clone(), replay, rejects, limit)

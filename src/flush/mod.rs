@@ -75,6 +75,8 @@ impl fmt::Display for DbError {
 /// this for the ledger to still know it (the README says so, and a replay
 /// of an older spool says so in the log).
 pub const LEDGER_RETENTION_DAYS: u32 = 7;
+/// [`LEDGER_RETENTION_DAYS`] as a duration.
+pub const LEDGER_RETENTION: Duration = Duration::from_secs(LEDGER_RETENTION_DAYS as u64 * 86_400);
 
 /// Lock-wait timeout: the server rolled the transaction back.
 pub const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::books::{Books, Bound, PendingLimit};
-use super::{BatchIds, DbError, Delivered, Failure, Sink, LEDGER_RETENTION_DAYS};
+use super::{BatchIds, DbError, Delivered, Failure, Sink, LEDGER_RETENTION};
 use crate::counters::{Batch, Counters};
 use crate::log::LogQueue;
 use crate::schema;
@@ -266,8 +266,7 @@ impl<S: Sink, C: Clock> Worker<S, C> {
             return false;
         };
         self.spilled = false;
-        let remembered = Duration::from_secs(u64::from(LEDGER_RETENTION_DAYS) * 86_400);
-        let replay = spool::take_over(path, &self.log, remembered);
+        let replay = spool::take_over(path, &self.log, LEDGER_RETENTION);
         let found = !replay.claimed.is_empty();
         self.books.lock().claimed.extend(replay.claimed);
         found
