@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::config::{Config, DEFAULT_MAX_HOSTS};
 use crate::counters::{Batch, Row, Summary, Traffic};
 use crate::day::{LocalZone, Zone};
-use crate::flush::{BatchIds, Flusher, Link, PendingLimit, Stopped, LEDGER_RETENTION};
+use crate::flush::{BatchIds, Flusher, Link, Parts, PendingLimit, Stopped, LEDGER_RETENTION};
 use crate::log::LogQueue;
 use crate::request::Counted;
 use crate::spool::{self, Claimed, Rejects};
@@ -87,8 +87,8 @@ impl<Z: Zone> Instance<Z> {
             None => spool::Replay::default(),
             Some(path) => spool::take_over(path, &self.log, LEDGER_RETENTION),
         };
-        let (make_link, rejects, limit) = flusher_parts(config);
-        let flusher = Flusher::start(make_link, self.log.clone(), replay, rejects, limit)
+        let parts = flusher_parts(config, self.log.clone());
+        let flusher = Flusher::start(parts, replay)
             .map_err(|e| format!("cannot start the flusher thread: {e}; counts stay in memory"))?;
         self.flusher = Some(flusher);
         self.pid = std::process::id();
@@ -128,9 +128,9 @@ impl<Z: Zone> Instance<Z> {
         // SAFETY: this thread is the copy of the one that took the log's
         // lock in before_fork, and nothing released it since.
         self.log = Arc::new(unsafe { self.log.take_after_fork() });
-        let (make_link, rejects, limit) = flusher_parts(config);
+        let parts = flusher_parts(config, self.log.clone());
         // SAFETY: as above, for the books' lock.
-        match unsafe { flusher.continue_in_child(make_link, self.log.clone(), rejects, limit) } {
+        match unsafe { flusher.continue_in_child(parts) } {
             Ok(flusher) => {
                 self.flusher = Some(flusher);
                 self.pid = std::process::id();
@@ -303,15 +303,15 @@ impl<Z: Zone> Instance<Z> {
     }
 }
 
-/// What a flusher thread for `config` needs besides the books: how to make
-/// its database link, where refused rows go, how many rows it keeps.
-fn flusher_parts(config: &Config) -> (impl Fn() -> Link + Send + 'static, Rejects, PendingLimit) {
+/// What a flusher thread for `config` needs besides its books.
+fn flusher_parts(config: &Config, log: Arc<LogQueue>) -> Parts<impl Fn() -> Link + Send + 'static> {
     let db = config.db.clone();
-    (
-        move || Link::new(db.clone()),
-        Rejects::beside(config.spool_file.as_deref()),
-        PendingLimit::for_hosts(config.max_hosts, config.spool_file.clone()),
-    )
+    Parts {
+        make_sink: move || Link::new(db.clone()),
+        log,
+        rejects: Rejects::beside(config.spool_file.as_deref()),
+        limit: PendingLimit::for_hosts(config.max_hosts, config.spool_file.clone()),
+    }
 }
 
 /// Sizes of rows, for log lines.

@@ -171,6 +171,18 @@ pub enum Delivered {
     AlreadyApplied,
 }
 
+/// What a flusher thread needs besides its books.
+pub struct Parts<F> {
+    /// Makes the link to the database (again after a panic).
+    pub make_sink: F,
+    /// Where its lines go, for lighttpd's thread to write out.
+    pub log: Arc<LogQueue>,
+    /// Where rows the table refuses for good go.
+    pub rejects: Rejects,
+    /// How many rows wait in memory during an outage, and where the rest go.
+    pub limit: PendingLimit,
+}
+
 /// Handle to the flusher thread, owned by lighttpd's thread.
 pub struct Flusher {
     commands: Sender<Command>,
@@ -286,39 +298,32 @@ impl BatchIds {
 }
 
 impl Flusher {
-    /// Starts the thread, which checks a sink made by `make_sink` first and
-    /// then delivers `replay` (an earlier run's spool) at once, not at the
-    /// next report. Rows the table refuses for good go to `rejects`; rows
-    /// past `limit` wait on disk during a long outage. If the
-    /// thread's work panics (a bug), it is logged and the work starts
-    /// again with a new sink, after a pause; the books keep every count.
-    pub fn start<S, F>(
-        make_sink: F,
-        log: Arc<LogQueue>,
-        replay: Replay,
-        rejects: Rejects,
-        limit: PendingLimit,
-    ) -> io::Result<Flusher>
+    /// Starts the thread, which checks a sink made by `parts.make_sink`
+    /// first and then delivers `replay` (an earlier run's spool) at once,
+    /// not at the next report. If the thread's work panics (a bug), it is
+    /// logged and the work starts again with a new sink, after a pause;
+    /// the books keep every count.
+    pub fn start<S, F>(parts: Parts<F>, replay: Replay) -> io::Result<Flusher>
     where
         S: Sink,
         F: Fn() -> S + Send + 'static,
     {
         let books = Arc::new(Mutex::new(Books::new(replay)));
-        Flusher::spawn(books, make_sink, log, rejects, limit)
+        Flusher::spawn(books, parts)
     }
 
     /// A thread working on `books`.
-    fn spawn<S, F>(
-        books: Arc<Mutex<Books>>,
-        make_sink: F,
-        log: Arc<LogQueue>,
-        rejects: Rejects,
-        limit: PendingLimit,
-    ) -> io::Result<Flusher>
+    fn spawn<S, F>(books: Arc<Mutex<Books>>, parts: Parts<F>) -> io::Result<Flusher>
     where
         S: Sink,
         F: Fn() -> S + Send + 'static,
     {
+        let Parts {
+            make_sink,
+            log,
+            rejects,
+            limit,
+        } = parts;
         let (commands, inbox) = mpsc::channel();
         let (exited_tx, exited) = mpsc::channel();
         let shared = books.clone();
@@ -395,10 +400,7 @@ impl Flusher {
     /// `hold_for_fork` before the fork, with no release since.
     pub unsafe fn continue_in_child<S, F>(
         mut self,
-        make_sink: F,
-        log: Arc<LogQueue>,
-        rejects: Rejects,
-        limit: PendingLimit,
+        parts: Parts<F>,
     ) -> Result<Flusher, (io::Error, Stopped)>
     where
         S: Sink,
@@ -412,7 +414,7 @@ impl Flusher {
         // detached here.
         std::mem::forget(self.thread.take());
         let books = Arc::new(Mutex::new(books));
-        Flusher::spawn(books.clone(), make_sink, log, rejects, limit).map_err(|e| {
+        Flusher::spawn(books.clone(), parts).map_err(|e| {
             let (waiting, batches, claimed) = books.lock().undelivered();
             let stopped = Stopped {
                 waiting,
@@ -553,14 +555,13 @@ mod tests {
         };
         let log = Arc::new(LogQueue::default());
         let sink = Mutex::new(Some(sink));
-        let flusher = Flusher::start(
-            move || sink.lock().take().expect("one sink"),
+        let parts = Parts {
+            make_sink: move || sink.lock().take().expect("one sink"),
             log,
-            Replay::default(),
-            Rejects::default(),
-            PendingLimit::for_hosts(10, None),
-        )
-        .unwrap();
+            rejects: Rejects::default(),
+            limit: PendingLimit::for_hosts(10, None),
+        };
+        let flusher = Flusher::start(parts, Replay::default()).unwrap();
         flusher.deliver(counts("a.example", 10)).unwrap();
         let in_flight = entered.recv_timeout(Duration::from_secs(10)).unwrap();
         // Reports keep coming while the thread hangs.
