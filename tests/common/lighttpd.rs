@@ -135,6 +135,10 @@ pub struct Setup {
     /// RLIMIT_FSIZE for lighttpd: no file it writes may grow past this
     /// (writes fail with EFBIG, as on a full disk; SIGXFSZ is ignored).
     pub max_file_size: Option<u64>,
+    /// A program lighttpd runs under (e.g. valgrind and its options), and
+    /// how long to wait for it to serve.
+    pub wrapper: Vec<String>,
+    pub start_timeout: Duration,
 }
 
 impl Setup {
@@ -146,6 +150,8 @@ impl Setup {
             env: Vec::new(),
             module_so: None,
             max_file_size: None,
+            wrapper: Vec::new(),
+            start_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -153,6 +159,8 @@ impl Setup {
 pub struct Lighttpd {
     child: Option<Child>,
     max_file_size: Option<u64>,
+    wrapper: Vec<String>,
+    start_timeout: Duration,
     pub port: u16,
     pub error_log: PathBuf,
     pub access_log: PathBuf,
@@ -207,6 +215,8 @@ impl Lighttpd {
         let mut l = Lighttpd {
             child: None,
             max_file_size: setup.max_file_size,
+            wrapper: setup.wrapper.clone(),
+            start_timeout: setup.start_timeout,
             port: free_port(),
             error_log: dir.path().join("error.log"),
             access_log: dir.path().join("access.log"),
@@ -260,7 +270,14 @@ impl Lighttpd {
             .append(true)
             .open(&self.stderr_log)
             .unwrap();
-        let mut cmd = Command::new(program("lighttpd"));
+        let mut cmd = match self.wrapper.split_first() {
+            None => Command::new(program("lighttpd")),
+            Some((wrapper, args)) => {
+                let mut cmd = Command::new(program(wrapper));
+                cmd.args(args).arg(program("lighttpd"));
+                cmd
+            }
+        };
         cmd.arg("-D")
             .arg("-f")
             .arg(&self.conf_path)
@@ -279,7 +296,7 @@ impl Lighttpd {
         }
         let child = cmd.spawn().expect("spawn lighttpd");
         self.child = Some(child);
-        match self.wait_until_serving(Duration::from_secs(15)) {
+        match self.wait_until_serving(self.start_timeout) {
             Ok(()) => Ok(()),
             Err(status) => Err(Refused {
                 status,

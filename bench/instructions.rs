@@ -1,0 +1,290 @@
+//! What the module costs each request, counted in CPU instructions, which
+//! do not depend on what else the machine runs (issue #10's method): the
+//! real lighttpd runs under `valgrind --tool=callgrind`, with and without
+//! the module, and serves N1 and then N2 requests to a fresh instance
+//! each time; instructions per request = (I(N2) - I(N1)) / (N2 - N1) from
+//! callgrind's totals (all threads) as dumped right after the requests
+//! (`callgrind_control -d`), which cancels start-up and leaves out the stop.
+//!
+//! Variants: lighttpd without the module; with it (`report_interval =
+//! 3600`, so that the request path is measured, not the flush); and, as a
+//! control, without the module but with one idle thread preloaded into
+//! lighttpd, which is what any thread costs a glibc program (once a second
+//! thread exists, glibc takes its multi-threaded paths in malloc and around
+//! every blocking system call).
+//!
+//! Then lighttpd's CPU time per request (utime + stime from /proc, no
+//! valgrind), with and without the module, interleaved over rounds.
+//!   cargo bench --bench instructions       (make bench runs all benchmarks)
+//! BENCH_N1 (2000), BENCH_N2 (12000), BENCH_ROUNDS (5) tune the run.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::lighttpd::{Lighttpd, Setup};
+use common::TempDir;
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Variant {
+    Without,
+    With,
+    IdleThread,
+}
+
+impl Variant {
+    fn name(self) -> &'static str {
+        match self {
+            Variant::Without => "without the module",
+            Variant::With => "with mod_bw_counter",
+            Variant::IdleThread => "without, plus one idle thread",
+        }
+    }
+
+    fn setup(self, idle_thread: &Path) -> Setup {
+        let mut s = Setup::new(
+            "server.max-keep-alive-requests = 1000000\n\
+             server.max-keep-alive-idle = 60\n",
+        );
+        s.modules.clear();
+        s.load_module = false;
+        match self {
+            Variant::Without => {}
+            Variant::With => {
+                s.load_module = true;
+                // Nothing answers there: the start-up check fails once, and
+                // with reports an hour apart the flusher stays idle.
+                s.conf.push_str(
+                    "bw_counter.mysql_server = \"127.0.0.1:9\"\n\
+                     bw_counter.mysql_db = \"bw\"\n\
+                     bw_counter.mysql_table = \"t\"\n\
+                     bw_counter.mysql_user = \"u\"\n\
+                     bw_counter.report_interval = 3600\n",
+                );
+            }
+            Variant::IdleThread => {
+                s.env = vec![("LD_PRELOAD".into(), idle_thread.display().to_string())];
+            }
+        }
+        s
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Load {
+    /// Keep-alive, one connection, requests cycling through `hosts` names.
+    KeepAlive { hosts: usize },
+    /// A new connection per request, one host.
+    NewConnection,
+    /// HTTP/2 (prior knowledge) streams, 8 to a connection (nghttp).
+    Http2,
+}
+
+impl Load {
+    fn name(self) -> String {
+        match self {
+            Load::KeepAlive { hosts: 1 } => "keep-alive, 1 host (a host already seen)".into(),
+            Load::KeepAlive { hosts } => format!("keep-alive, {hosts} hosts in turn"),
+            Load::NewConnection => "new connection per request, 1 host".into(),
+            Load::Http2 => "HTTP/2 streams, 8 per connection, 1 host".into(),
+        }
+    }
+
+    /// `n` requests (or streams) to lighttpd on `port`.
+    fn run(self, port: u16, n: usize) {
+        match self {
+            Load::KeepAlive { hosts } => {
+                keep_alive(port, (0..n).map(|i| format!("h{}.example", i % hosts)))
+            }
+            Load::NewConnection => {
+                for _ in 0..n {
+                    keep_alive(port, std::iter::once("h0.example".to_string()));
+                }
+            }
+            Load::Http2 => {
+                for _ in 0..n.div_ceil(8) {
+                    let out = common::run(
+                        Command::new(common::program("nghttp"))
+                            .args(["-n", "--no-dep", "-m", "8", "-H", ":authority: h0.example"])
+                            .arg(format!("http://127.0.0.1:{port}/small.txt")),
+                        Duration::from_secs(120),
+                    );
+                    assert!(out.status.success(), "nghttp failed");
+                }
+            }
+        }
+    }
+}
+
+/// GETs of /small.txt over one HTTP/1.1 connection, one at a time, each
+/// response read whole before the next request.
+fn keep_alive(port: u16, hosts: impl Iterator<Item = String>) {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    for host in hosts {
+        write!(writer, "GET /small.txt HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+        let mut length = 0;
+        loop {
+            line.clear();
+            reader.read_line(&mut line).expect("response head");
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+        }
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).expect("response body");
+    }
+}
+
+/// Instructions callgrind counted in a lighttpd that served `n` of `load`.
+fn instructions(variant: Variant, load: Load, n: usize, dir: &Path, idle_thread: &Path) -> u64 {
+    let out = dir.join("callgrind.out");
+    for stale in [out.clone(), PathBuf::from(format!("{}.1", out.display()))] {
+        let _ = std::fs::remove_file(stale);
+    }
+    let mut s = variant.setup(idle_thread);
+    s.wrapper = vec![
+        "valgrind".into(),
+        "--tool=callgrind".into(),
+        format!("--callgrind-out-file={}", out.display()),
+    ];
+    s.start_timeout = Duration::from_secs(120);
+    let mut l = Lighttpd::start(&s);
+    std::fs::write(l.docroot.join("small.txt"), vec![b'x'; 100]).unwrap();
+    load.run(l.port, n);
+    // Counted up to here: start-up and requests, not the stop (whose
+    // flush grows with the rows, which is not the request path).
+    let dumped = common::run(
+        Command::new(common::program("callgrind_control"))
+            .arg("-d")
+            .arg(l.pid().to_string()),
+        Duration::from_secs(120),
+    );
+    assert!(dumped.status.success(), "callgrind_control -d failed");
+    l.stop_with(libc::SIGTERM, Duration::from_secs(120));
+    let first_dump = PathBuf::from(format!("{}.1", out.display()));
+    let text = std::fs::read_to_string(&first_dump).expect("callgrind dump");
+    text.lines()
+        .find_map(|l| l.strip_prefix("totals:").or_else(|| l.strip_prefix("summary:")))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("callgrind totals")
+}
+
+/// An LD_PRELOAD library that starts one thread, which only sleeps.
+fn idle_thread_library(dir: &Path) -> PathBuf {
+    let src = dir.join("idle_thread.c");
+    let so = dir.join("idle_thread.so");
+    std::fs::write(
+        &src,
+        "#include <pthread.h>\n#include <unistd.h>\n\
+         static void *idle(void *a) { for (;;) pause(); return a; }\n\
+         __attribute__((constructor)) static void start(void) \
+         { pthread_t t; pthread_create(&t, 0, idle, 0); }\n",
+    )
+    .unwrap();
+    let out = Command::new(common::program("cc"))
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&so)
+        .arg(&src)
+        .arg("-lpthread")
+        .output()
+        .expect("cc");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    so
+}
+
+/// lighttpd's CPU time (utime + stime) in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let (_, rest) = stat.rsplit_once(')').unwrap();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields after ")": state is 0, utime is 11, stime is 12.
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// Microseconds of lighttpd CPU per request for `n` keep-alive requests.
+fn cpu_per_request(variant: Variant, n: usize, idle_thread: &Path) -> f64 {
+    let l = Lighttpd::start(&variant.setup(idle_thread));
+    std::fs::write(l.docroot.join("small.txt"), vec![b'x'; 100]).unwrap();
+    let before = cpu_ticks(l.pid());
+    Load::KeepAlive { hosts: 1 }.run(l.port, n);
+    let ticks = cpu_ticks(l.pid()) - before;
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks as f64 / hz * 1e6 / n as f64
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    let (n1, n2) = (env_num("BENCH_N1", 2000), env_num("BENCH_N2", 12000));
+    let rounds = env_num("BENCH_ROUNDS", 5);
+    let dir = TempDir::new("bench-instructions");
+    let idle_thread = idle_thread_library(dir.path());
+    let variants = [Variant::Without, Variant::With, Variant::IdleThread];
+    let loads = [
+        Load::KeepAlive { hosts: 1 },
+        Load::KeepAlive { hosts: 100 },
+        Load::KeepAlive { hosts: 10_000 },
+        Load::NewConnection,
+        Load::Http2,
+    ];
+    println!("instructions per request, (I({n2}) - I({n1})) / {}, callgrind:", n2 - n1);
+    for load in loads {
+        let (a, b) = match load {
+            // nghttp: a process per 8 streams; fewer streams keep it short.
+            Load::Http2 => (n1 / 5, n2 / 5),
+            _ => (n1, n2),
+        };
+        let mut per_request = Vec::new();
+        for variant in variants {
+            let low = instructions(variant, load, a, dir.path(), &idle_thread);
+            let high = instructions(variant, load, b, dir.path(), &idle_thread);
+            per_request.push((high - low) as f64 / (b - a) as f64);
+        }
+        println!("  {}:", load.name());
+        for (variant, i) in variants.iter().zip(&per_request) {
+            println!(
+                "    {:32} {i:8.0}   without / this: {:.3}",
+                variant.name(),
+                per_request[0] / i
+            );
+        }
+    }
+
+    let n = env_num("BENCH_CPU_REQUESTS", 30_000);
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        without.push(cpu_per_request(Variant::Without, n, &idle_thread));
+        with.push(cpu_per_request(Variant::With, n, &idle_thread));
+    }
+    let (w0, w1) = (median(&mut without), median(&mut with));
+    println!(
+        "lighttpd CPU time per request (keep-alive, 1 host, {n} requests, median of {rounds} \
+         interleaved rounds): without {w0:.2} us, with {w1:.2} us; with / without {:.3}",
+        w1 / w0
+    );
+}
