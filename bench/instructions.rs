@@ -132,7 +132,9 @@ impl Load {
 /// response read whole before the next request.
 fn keep_alive(port: u16, hosts: impl Iterator<Item = String>) {
     let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
@@ -185,7 +187,10 @@ fn instructions(variant: Variant, load: Load, n: usize, dir: &Path, idle_thread:
     let first_dump = PathBuf::from(format!("{}.1", out.display()));
     let text = std::fs::read_to_string(&first_dump).expect("callgrind dump");
     text.lines()
-        .find_map(|l| l.strip_prefix("totals:").or_else(|| l.strip_prefix("summary:")))
+        .find_map(|l| {
+            l.strip_prefix("totals:")
+                .or_else(|| l.strip_prefix("summary:"))
+        })
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .expect("callgrind totals")
 }
@@ -209,7 +214,11 @@ fn idle_thread_library(dir: &Path) -> PathBuf {
         .arg("-lpthread")
         .output()
         .expect("cc");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     so
 }
 
@@ -252,7 +261,10 @@ fn main() {
         Load::NewConnection,
         Load::Http2,
     ];
-    println!("instructions per request, (I({n2}) - I({n1})) / {}, callgrind:", n2 - n1);
+    println!(
+        "instructions per request, (I({n2}) - I({n1})) / {}, callgrind:",
+        n2 - n1
+    );
     for load in loads {
         let (a, b) = match load {
             // nghttp: a process per 8 streams; fewer streams keep it short.

@@ -60,11 +60,34 @@ pub struct Batch {
 }
 
 /// Counts per host, then per day. A host nearly always has one day in it
-/// (two around midnight), so the days are a short vector.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// (two around midnight), so the days are a short vector. Rows stay where
+/// they were put until the counters are taken, so a [`Slot`] found once
+/// keeps naming the same (host, day) row: the request path remembers the
+/// last one and skips the lookup for the next request of the same host.
+#[derive(Debug, Default, Clone)]
 pub struct Counters {
-    hosts: HashMap<Box<str>, Vec<(Day, Traffic)>>,
+    index: HashMap<Box<str>, usize>,
+    hosts: Vec<HostRows>,
 }
+
+/// A host and its rows, one per day.
+type HostRows = (Box<str>, Vec<(Day, Traffic)>);
+
+/// Where a (host, day) row is in one [`Counters`], until it is taken.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Slot {
+    host: usize,
+    day: usize,
+}
+
+/// Equal counts, whatever order the rows were added in.
+impl PartialEq for Counters {
+    fn eq(&self, other: &Counters) -> bool {
+        self.rows() == other.rows()
+    }
+}
+
+impl Eq for Counters {}
 
 /// Sizes, for log lines.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -103,32 +126,41 @@ impl Counters {
     /// Adds one request's bytes. Allocates only for a host not yet in the
     /// map (and a host's second day).
     pub fn add(&mut self, host: &str, day: Day, traffic: Traffic) {
-        let days = match self.hosts.get_mut(host) {
-            Some(days) => days,
-            None => self
-                .hosts
-                .entry(host.into())
-                .or_insert_with(|| Vec::with_capacity(1)),
-        };
-        match days.iter_mut().find(|(d, _)| *d == day) {
-            Some((_, t)) => *t += traffic,
-            None => days.push((day, traffic)),
-        }
+        let slot = self.insert(host, day);
+        self.add_at(slot, traffic);
     }
 
-    /// Adds to an existing (host, day) row; false (nothing done) if there
-    /// is none. The request path's fast case: one hash lookup.
-    pub fn add_existing(&mut self, host: &str, day: Day, traffic: Traffic) -> bool {
-        let Some(days) = self.hosts.get_mut(host) else {
-            return false;
-        };
-        match days.iter_mut().find(|(d, _)| *d == day) {
-            Some((_, t)) => {
-                *t += traffic;
-                true
+    /// The (host, day) row, if there is one: one hash lookup.
+    pub fn slot_of(&self, host: &str, day: Day) -> Option<Slot> {
+        let h = *self.index.get(host)?;
+        let d = self.hosts[h].1.iter().position(|(dd, _)| *dd == day)?;
+        Some(Slot { host: h, day: d })
+    }
+
+    /// The (host, day) row, made (empty) if there is none.
+    pub fn insert(&mut self, host: &str, day: Day) -> Slot {
+        let h = match self.index.get(host) {
+            Some(&h) => h,
+            None => {
+                self.hosts.push((host.into(), Vec::with_capacity(1)));
+                self.index.insert(host.into(), self.hosts.len() - 1);
+                self.hosts.len() - 1
             }
-            None => false,
-        }
+        };
+        let days = &mut self.hosts[h].1;
+        let d = match days.iter().position(|(dd, _)| *dd == day) {
+            Some(d) => d,
+            None => {
+                days.push((day, Traffic::default()));
+                days.len() - 1
+            }
+        };
+        Slot { host: h, day: d }
+    }
+
+    /// Adds to the row `slot` names (a slot of these counters).
+    pub fn add_at(&mut self, slot: Slot, traffic: Traffic) {
+        self.hosts[slot.host].1[slot.day].1 += traffic;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -137,7 +169,7 @@ impl Counters {
 
     /// (host, day) rows.
     pub fn row_count(&self) -> usize {
-        self.hosts.values().map(Vec::len).sum()
+        self.hosts.iter().map(|(_, days)| days.len()).sum()
     }
 
     pub fn host_count(&self) -> usize {
@@ -192,7 +224,7 @@ impl Counters {
 
     pub fn summary(&self) -> Summary {
         let mut s = Summary::default();
-        for days in self.hosts.values() {
+        for (_, days) in &self.hosts {
             for (_, t) in days {
                 s += Summary {
                     rows: 1,

@@ -55,8 +55,10 @@ impl KeyMaker {
                 (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\' && !b.is_ascii_uppercase()
             });
         if plain {
-            // Printable ASCII without quote, backslash or upper case.
-            return std::str::from_utf8(host).expect("printable ASCII is UTF-8");
+            // SAFETY: every byte was just checked to be printable ASCII
+            // (' ' to '~'), and ASCII is valid UTF-8; validating it again
+            // would walk the bytes a second time on the request path.
+            return unsafe { std::str::from_utf8_unchecked(host) };
         }
         self.scratch.clear();
         escape_into(host, &mut self.scratch);

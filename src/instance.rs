@@ -143,7 +143,7 @@ impl<Z: Zone> Instance<Z> {
             }
             Err((e, stopped)) => {
                 let why = format!("cannot start a flusher thread in process {}: {e}", self.pid);
-                self.set_aside_stopped(&why, stopped)
+                self.set_aside_stopped(&why, *stopped)
             }
         }
     }

@@ -7,7 +7,8 @@
 //! ([`Tally::take`]) and counting continues in a fresh one.
 
 use crate::admission::{Admission, OVERFLOW};
-use crate::counters::Counters;
+use crate::counters::{Counters, Slot};
+use crate::day::Day;
 use crate::day::{Calendar, LocalZone, Zone};
 use crate::hostkey::KeyMaker;
 use crate::request::Counted;
@@ -17,6 +18,10 @@ const OVERFLOW_LOG_EVERY_SECS: i64 = 60;
 
 pub struct Tally<Z: Zone = LocalZone> {
     pending: Counters,
+    /// The row the previous request went to, by the host lighttpd parsed
+    /// for it: keep-alive connections and busy sites send many requests
+    /// for one host in a row, and those skip the key rule and the lookup.
+    last: Option<LastRow>,
     keys: KeyMaker,
     calendar: Calendar<Z>,
     admission: Admission,
@@ -34,6 +39,7 @@ impl<Z: Zone> Tally<Z> {
     pub fn with_zone(zone: Z, max_hosts: usize) -> Self {
         Tally {
             pending: Counters::new(),
+            last: None,
             keys: KeyMaker::new(),
             calendar: Calendar::new(zone),
             admission: Admission::new(max_hosts),
@@ -56,14 +62,41 @@ impl<Z: Zone> Tally<Z> {
     /// Adds one counted request to its (host, day).
     pub fn count(&mut self, request: Counted<'_>) {
         let day = self.calendar.day(request.now);
-        let host = self.keys.key(request.authority, request.server_name);
-        // A (host, day) row in pending was admitted on that day already:
-        // one hash lookup instead of two for the common case.
-        if self.pending.add_existing(host, day, request.traffic) {
-            return;
+        if let Some(last) = &self.last {
+            if last.day == day && last.authority == request.authority {
+                self.pending.add_at(last.slot, request.traffic);
+                return;
+            }
         }
-        let host = self.admission.admit(host, day);
-        self.pending.add(host, day, request.traffic);
+        let host = self.keys.key(request.authority, request.server_name);
+        // A (host, day) row in pending was admitted on that day already.
+        let (slot, admitted) = match self.pending.slot_of(host, day) {
+            Some(slot) => (slot, true),
+            None => {
+                let row = self.admission.admit(host, day);
+                (
+                    self.pending.insert(row, day),
+                    row != OVERFLOW || host == OVERFLOW,
+                )
+            }
+        };
+        self.pending.add_at(slot, request.traffic);
+        // Not for a request without a host (its key is server.name's), nor
+        // one that overflowed the cap (each such request is counted for
+        // the overflow line).
+        if admitted && !request.authority.is_empty() {
+            self.remember(request.authority, day, slot);
+        }
+    }
+
+    fn remember(&mut self, authority: &[u8], day: Day, slot: Slot) {
+        let last = self.last.get_or_insert_with(LastRow::default);
+        // Reuses its buffer: no allocation once it has held the longest
+        // host seen.
+        last.authority.clear();
+        last.authority.extend_from_slice(authority);
+        last.day = day;
+        last.slot = slot;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -72,11 +105,15 @@ impl<Z: Zone> Tally<Z> {
 
     /// Everything counted since the last take, leaving the tally empty.
     pub fn take(&mut self) -> Counters {
+        // Its slot names a row of the counters taken.
+        self.last = None;
         self.pending.take()
     }
 
     /// Counts that could not be handed over come back.
     pub fn put_back(&mut self, counts: Counters) {
+        // The merge may put the rows elsewhere.
+        self.last = None;
         self.pending.merge(counts);
     }
 
@@ -101,6 +138,15 @@ impl<Z: Zone> Tally<Z> {
             overflow.hosts()
         ))
     }
+}
+
+/// The previous request's host as lighttpd parsed it, its day, and the row
+/// it was counted in.
+#[derive(Debug, Default)]
+struct LastRow {
+    authority: Vec<u8>,
+    day: Day,
+    slot: Slot,
 }
 
 #[cfg(test)]
@@ -201,6 +247,54 @@ pub(crate) mod tests {
         assert_eq!(t.overflow_line(200), None, "nothing new");
         let hosts: Vec<String> = t.take().rows().iter().map(|r| r.host.to_string()).collect();
         assert_eq!(hosts, vec!["_other", "a"]);
+    }
+
+    #[test]
+    fn the_previous_requests_row_is_reused_only_when_it_is_the_same_row() {
+        let mut t = Tally::with_zone(Utc, 10);
+        for _ in 0..3 {
+            t.count(req("a.example", 1, 10, LAST_SECOND));
+            t.count(req("a.example:80", 2, 20, LAST_SECOND)); // same key, other authority
+            t.count(req("a.example", 4, 40, LAST_SECOND + 1)); // same authority, next day
+            t.count(req("", 8, 80, LAST_SECOND)); // no host: server.name's key
+        }
+        let taken = t.take();
+        // After a take the remembered row is gone with the counters.
+        t.count(req("a.example", 100, 1000, LAST_SECOND + 1));
+        let shown = |c: &Counters| -> Vec<String> {
+            c.rows()
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {} {} {}",
+                        r.host, r.day, r.traffic.bytes_in, r.traffic.bytes_out
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            shown(&taken),
+            vec![
+                "_nohost 2026-11-28 24 240",
+                "a.example 2026-11-28 9 90",
+                "a.example 2026-11-29 12 120"
+            ]
+        );
+        assert_eq!(shown(&t.take()), vec!["a.example 2026-11-29 100 1000"]);
+    }
+
+    #[test]
+    fn every_request_past_the_cap_is_counted_for_the_overflow_line() {
+        let mut t = Tally::with_zone(Utc, 1);
+        t.count(req("a", 1, 1, LAST_SECOND));
+        for _ in 0..5 {
+            t.count(req("b", 1, 1, LAST_SECOND));
+        }
+        let line = t.overflow_line(100).expect("overflow");
+        assert!(
+            line.contains(": 5 requests for about 1 more hosts"),
+            "{line}"
+        );
     }
 
     #[test]

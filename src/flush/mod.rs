@@ -401,7 +401,7 @@ impl Flusher {
     pub unsafe fn continue_in_child<S, F>(
         mut self,
         parts: Parts<F>,
-    ) -> Result<Flusher, (io::Error, Stopped)>
+    ) -> Result<Flusher, (io::Error, Box<Stopped>)>
     where
         S: Sink,
         F: Fn() -> S + Send + 'static,
@@ -422,7 +422,7 @@ impl Flusher {
                 claimed,
                 timed_out: false,
             };
-            (e, stopped)
+            (e, Box::new(stopped))
         })
     }
 
