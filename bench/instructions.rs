@@ -13,6 +13,9 @@
 //! thread exists, glibc takes its multi-threaded paths in malloc and around
 //! every blocking system call).
 //!
+//! BENCH_BASELINE_SO=/path/to/an/older/libmod_bw_counter.so adds that build
+//! as a variant, measured in the same run, for before/after figures.
+//!
 //! Then lighttpd's CPU time per request (utime + stime from /proc, no
 //! valgrind), with and without the module, interleaved over rounds.
 //!   cargo bench --bench instructions       (make bench runs all benchmarks)
@@ -37,23 +40,26 @@ fn env_num(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, PartialEq)]
 enum Variant {
     Without,
     With,
+    /// Another build of the module (BENCH_BASELINE_SO), for before/after.
+    Baseline(PathBuf),
     IdleThread,
 }
 
 impl Variant {
-    fn name(self) -> &'static str {
+    fn name(&self) -> &'static str {
         match self {
             Variant::Without => "without the module",
             Variant::With => "with mod_bw_counter",
+            Variant::Baseline(_) => "with the baseline build",
             Variant::IdleThread => "without, plus one idle thread",
         }
     }
 
-    fn setup(self, idle_thread: &Path) -> Setup {
+    fn setup(&self, idle_thread: &Path) -> Setup {
         let mut s = Setup::new(
             "server.max-keep-alive-requests = 1000000\n\
              server.max-keep-alive-idle = 60\n",
@@ -62,8 +68,11 @@ impl Variant {
         s.load_module = false;
         match self {
             Variant::Without => {}
-            Variant::With => {
+            Variant::With | Variant::Baseline(_) => {
                 s.load_module = true;
+                if let Variant::Baseline(so) = self {
+                    s.module_so = Some(so.clone());
+                }
                 // Nothing answers there: the start-up check fails once, and
                 // with reports an hour apart the flusher stays idle.
                 s.conf.push_str(
@@ -163,7 +172,7 @@ fn keep_alive(port: u16, hosts: impl Iterator<Item = String>) {
 }
 
 /// Instructions callgrind counted in a lighttpd that served `n` of `load`.
-fn instructions(variant: Variant, load: Load, n: usize, dir: &Path, idle_thread: &Path) -> u64 {
+fn instructions(variant: &Variant, load: Load, n: usize, dir: &Path, idle_thread: &Path) -> u64 {
     let out = dir.join("callgrind.out");
     for stale in [out.clone(), PathBuf::from(format!("{}.1", out.display()))] {
         let _ = std::fs::remove_file(stale);
@@ -236,7 +245,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 }
 
 /// Microseconds of lighttpd CPU per request for `n` keep-alive requests.
-fn cpu_per_request(variant: Variant, n: usize, idle_thread: &Path) -> f64 {
+fn cpu_per_request(variant: &Variant, n: usize, idle_thread: &Path) -> f64 {
     let l = Lighttpd::start(&variant.setup(idle_thread));
     std::fs::write(l.docroot.join("small.txt"), vec![b'x'; 100]).unwrap();
     let before = cpu_ticks(l.pid());
@@ -257,7 +266,11 @@ fn main() {
     let rounds = env_num("BENCH_ROUNDS", 5);
     let dir = TempDir::new("bench-instructions");
     let idle_thread = idle_thread_library(dir.path());
-    let variants = [Variant::Without, Variant::With, Variant::IdleThread];
+    let mut variants = vec![Variant::Without, Variant::With];
+    if let Some(so) = std::env::var_os("BENCH_BASELINE_SO") {
+        variants.push(Variant::Baseline(PathBuf::from(so)));
+    }
+    variants.push(Variant::IdleThread);
     let loads = [
         Load::KeepAlive { hosts: 1 },
         Load::KeepAlive { hosts: 100 },
@@ -276,7 +289,7 @@ fn main() {
             _ => (n1, n2),
         };
         let mut per_request = Vec::new();
-        for variant in variants {
+        for variant in &variants {
             let low = instructions(variant, load, a, dir.path(), &idle_thread);
             let high = instructions(variant, load, b, dir.path(), &idle_thread);
             per_request.push((high - low) as f64 / (b - a) as f64);
@@ -294,8 +307,8 @@ fn main() {
     let n = env_num("BENCH_CPU_REQUESTS", 30_000);
     let (mut without, mut with) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
-        without.push(cpu_per_request(Variant::Without, n, &idle_thread));
-        with.push(cpu_per_request(Variant::With, n, &idle_thread));
+        without.push(cpu_per_request(&Variant::Without, n, &idle_thread));
+        with.push(cpu_per_request(&Variant::With, n, &idle_thread));
     }
     let (w0, w1) = (median(&mut without), median(&mut with));
     println!(
