@@ -31,8 +31,9 @@ APT_PACKAGES_DEMO := mariadb-server mariadb-client curl
 # What the tests need on top: MariaDB, the clients they drive lighttpd
 # with, openssl for test certificates, libfaketime for the midnight test.
 APT_PACKAGES_TEST := $(APT_PACKAGES_DEMO) faketime openssl nghttp2-client python3-h2
-# What the benchmarks need on top (load generator; mod_rrdtool's backend).
-APT_PACKAGES_BENCH := wrk rrdtool
+# What the benchmarks need on top (load generator; mod_rrdtool's backend;
+# callgrind, to count instructions per request).
+APT_PACKAGES_BENCH := wrk rrdtool valgrind
 # What the automake proof needs on top (lighttpd's own build).
 APT_PACKAGES_AUTOMAKE := autoconf automake libtool pkg-config make gcc \
 	libpcre2-dev zlib1g-dev
@@ -116,6 +117,7 @@ bench: deps deps-test deps-bench headers
 	$(CARGO) bench --bench hot_path
 	$(CARGO) bench --bench flush
 	$(CARGO) bench --bench lighttpd
+	$(CARGO) bench --bench instructions
 
 # Fuzz the parsers of outside input (option values, Host headers, spool
 # files) with cargo-fuzz/libFuzzer, FUZZ_SECONDS each. cargo-fuzz wants a
