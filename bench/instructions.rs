@@ -210,29 +210,15 @@ fn instructions(variant: &Variant, load: Load, n: usize, dir: &Path, idle_thread
 
 /// An LD_PRELOAD library that starts one thread, which only sleeps.
 fn idle_thread_library(dir: &Path) -> PathBuf {
-    let src = dir.join("idle_thread.c");
-    let so = dir.join("idle_thread.so");
-    std::fs::write(
-        &src,
+    common::preload_library(
+        dir,
+        "idle_thread",
         "#include <pthread.h>\n#include <unistd.h>\n\
          static void *idle(void *a) { for (;;) pause(); return a; }\n\
          __attribute__((constructor)) static void start(void) \
          { pthread_t t; pthread_create(&t, 0, idle, 0); }\n",
+        &["-lpthread"],
     )
-    .unwrap();
-    let out = Command::new(common::program("cc"))
-        .args(["-shared", "-fPIC", "-o"])
-        .arg(&so)
-        .arg(&src)
-        .arg("-lpthread")
-        .output()
-        .expect("cc");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    so
 }
 
 /// lighttpd's CPU time (utime + stime) in clock ticks.

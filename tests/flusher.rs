@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::http;
@@ -66,10 +65,9 @@ fn the_flusher_thread_blocks_the_signals_lighttpd_handles() {
 /// `hang.invalid` (and asks the real one otherwise): a resolver that
 /// never answers.
 fn hanging_resolver(dir: &Path) -> PathBuf {
-    let src = dir.join("hang.c");
-    let so = dir.join("hang.so");
-    std::fs::write(
-        &src,
+    common::preload_library(
+        dir,
+        "hang",
         r#"
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -87,21 +85,8 @@ int getaddrinfo(const char *node, const char *service,
     return real(node, service, hints, res);
 }
 "#,
+        &["-ldl"],
     )
-    .unwrap();
-    let out = Command::new(common::program("cc"))
-        .args(["-shared", "-fPIC", "-o"])
-        .arg(&so)
-        .arg(&src)
-        .arg("-ldl")
-        .output()
-        .expect("cc");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    so
 }
 
 #[test]

@@ -102,6 +102,28 @@ pub fn libfaketime() -> PathBuf {
     preload
 }
 
+/// Compiles C `source` into the shared library `<dir>/<name>.so` (for
+/// LD_PRELOAD), linked with `libs`; panics with the compiler's output if
+/// it fails.
+pub fn preload_library(dir: &Path, name: &str, source: &str, libs: &[&str]) -> PathBuf {
+    let src = dir.join(format!("{name}.c"));
+    let so = dir.join(format!("{name}.so"));
+    std::fs::write(&src, source).unwrap();
+    let out = std::process::Command::new(program("cc"))
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&so)
+        .arg(&src)
+        .args(libs)
+        .output()
+        .expect("cc");
+    assert!(
+        out.status.success(),
+        "cc {name}.c: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    so
+}
+
 /// Runs a client program with a deadline (a hung client must fail the
 /// test, not hang the suite); returns its output.
 pub fn run(cmd: &mut std::process::Command, timeout: Duration) -> std::process::Output {
