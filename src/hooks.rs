@@ -4,7 +4,7 @@
 //! wrapped in [`guarded`], so no panic unwinds into C. The invariants the
 //! `SAFETY:` comments rely on are listed in `lighttpd/mod.rs`.
 
-use std::ffi::c_void;
+use std::ffi::{c_int, c_void};
 use std::ptr;
 
 use crate::config;
@@ -72,7 +72,7 @@ pub unsafe extern "C" fn worker_init(srv: *mut ffi::server, p_d: *mut c_void) ->
             return ffi::HANDLER_GO_ON;
         };
         let (now, monotonic) = lighttpd::clocks();
-        if let Err(e) = instance.start_worker(now, monotonic) {
+        if let Err(e) = instance.start_worker(now, monotonic, log.fd()) {
             // Serving matters more than counting: log it and carry on.
             log.write(&e);
         }
@@ -94,17 +94,28 @@ pub unsafe extern "C" fn handle_trigger(srv: *mut ffi::server, p_d: *mut c_void)
     })
 }
 
-pub unsafe extern "C" fn handle_sighup(srv: *mut ffi::server, p_d: *mut c_void) -> ffi::handler_t {
+pub unsafe extern "C" fn handle_waitpid(
+    srv: *mut ffi::server,
+    p_d: *mut c_void,
+    pid: ffi::pid_t,
+    status: c_int,
+) -> ffi::handler_t {
     // SAFETY: srv is lighttpd's live server (invariant 3).
     let log = unsafe { ErrorLog::of_server(srv) };
-    guarded("handle_sighup", log, ffi::HANDLER_GO_ON, || {
+    guarded("handle_waitpid", log, ffi::HANDLER_GO_ON, || {
         // SAFETY: p_d is our live plugin data, referenced nowhere else
         // during this hook (invariants 1 and 2).
         let pd = unsafe { PluginData::from_hook(p_d) };
-        if let Some(instance) = pd.and_then(PluginData::instance) {
-            instance.before_fork();
+        let ours = pd
+            .and_then(PluginData::instance)
+            .is_some_and(|instance| instance.reaped(pid, status));
+        // Ours: lighttpd need not look further. The next trigger reads the
+        // EOF and logs how it ended.
+        if ours {
+            ffi::HANDLER_FINISHED
+        } else {
+            ffi::HANDLER_GO_ON
         }
-        ffi::HANDLER_GO_ON
     })
 }
 

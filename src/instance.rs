@@ -1,43 +1,46 @@
 //! The module in one lighttpd process, from `set_defaults` to `cleanup`:
-//! its configuration, its [`Tally`], and its flusher thread. The hooks turn
-//! lighttpd's calls into these method calls and write the returned lines to
-//! lighttpd's error log. Plain Rust, on lighttpd's thread.
+//! its configuration, its [`Tally`], and its flusher process. The hooks
+//! turn lighttpd's calls into these method calls and write the returned
+//! lines to lighttpd's error log. Plain Rust, on lighttpd's thread.
 //!
-//! - start ([`Instance::start_worker`]): takes over an earlier run's spool
-//!   and starts the flusher thread;
-//! - every second ([`Instance::tick`]): hands the tally to the flusher when
-//!   a report is due;
-//! - stop ([`Instance::shutdown`]): the last counts go to the database, or
-//!   to the spool file, or into the error log, and the log says which.
+//! - start ([`Instance::start_worker`]): forks the flusher process, which
+//!   takes over an earlier run's spool and checks the database;
+//! - every second ([`Instance::tick`]): writes the flusher process's lines
+//!   and hands it the tally when a report is due;
+//! - stop ([`Instance::shutdown`]): hands over the last counts and waits
+//!   (bounded) for the flusher process to say where they went.
 
-use std::sync::Arc;
+use std::os::fd::RawFd;
 use std::time::Duration;
 
 use crate::config::{Config, DEFAULT_MAX_HOSTS};
-use crate::counters::{Batch, Row, Summary, Traffic};
+use crate::counters::Counters;
 use crate::day::{LocalZone, Zone};
-use crate::flush::{BatchIds, Flusher, Link, Parts, PendingLimit, Stopped, LEDGER_RETENTION};
-use crate::log::LogQueue;
+use crate::flush::set_aside_counts;
+use crate::process::{self, FlusherProcess, NotSent};
 use crate::request::Counted;
-use crate::spool::{self, Claimed, Rejects};
 use crate::tally::Tally;
 
-/// How long `cleanup` may take to deliver the last counts: lighttpd waits
-/// for every module's cleanup before it exits or restarts.
-const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `cleanup` waits for the flusher process's last lines: its own
+/// bound for the last delivery, plus time to write the spool and answer.
+/// lighttpd waits for every module's cleanup before it exits or restarts.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(process::STOP_TIMEOUT.as_secs() + 3);
+/// After a flusher process ended unexpectedly, the next one starts no
+/// sooner than this after the previous start (no fork loop if it cannot
+/// run at all); counts wait in the tally meanwhile.
+const RESTART_EVERY_SECS: i64 = 10;
 
 pub struct Instance<Z: Zone = LocalZone> {
     config: Option<Config>,
-    log: Arc<LogQueue>,
-    flusher: Option<Flusher>,
+    process: Option<FlusherProcess>,
     tally: Tally<Z>,
     /// When the tally was last handed over (or the worker started), on
     /// lighttpd's monotonic clock.
     last_report: i64,
-    /// The process the flusher thread runs in.
-    pid: u32,
-    /// `before_fork` holds the flusher's locks (until `after_fork`).
-    holding_for_fork: bool,
+    /// lighttpd's error log as a descriptor, for the flusher process.
+    error_log: Option<RawFd>,
+    /// When the flusher process was last started (monotonic), if it was.
+    started_at: Option<i64>,
 }
 
 impl Instance<LocalZone> {
@@ -56,12 +59,11 @@ impl<Z: Zone> Instance<Z> {
     pub fn with_zone(zone: Z) -> Self {
         Instance {
             config: None,
-            log: Arc::new(LogQueue::default()),
-            flusher: None,
+            process: None,
             tally: Tally::with_zone(zone, DEFAULT_MAX_HOSTS as usize),
             last_report: 0,
-            pid: std::process::id(),
-            holding_for_fork: false,
+            error_log: None,
+            started_at: None,
         }
     }
 
@@ -72,255 +74,153 @@ impl<Z: Zone> Instance<Z> {
     }
 
     /// In each lighttpd process that serves requests (after any fork):
-    /// starts the flusher thread, which first checks the database.
-    /// `now` is the wall clock, `monotonic` lighttpd's monotonic seconds.
-    pub fn start_worker(&mut self, now: i64, monotonic: i64) -> Result<(), String> {
-        let Some(config) = &self.config else {
+    /// starts the flusher process. `now` is the wall clock, `monotonic`
+    /// lighttpd's monotonic seconds, `error_log` lighttpd's error log if it
+    /// is a file descriptor.
+    pub fn start_worker(
+        &mut self,
+        now: i64,
+        monotonic: i64,
+        error_log: Option<RawFd>,
+    ) -> Result<(), String> {
+        if self.config.is_none() {
             return Err("worker_init ran before set_defaults: nothing to start".into());
-        };
+        }
         self.last_report = monotonic;
+        self.error_log = error_log;
         self.tally.warm_up(now);
-        if self.flusher.is_some() {
+        if self.process.is_some() {
             return Ok(());
         }
-        let replay = match &config.spool_file {
-            None => spool::Replay::default(),
-            Some(path) => spool::take_over(path, &self.log, LEDGER_RETENTION),
+        self.start_process(monotonic)
+    }
+
+    fn start_process(&mut self, monotonic: i64) -> Result<(), String> {
+        let Some(config) = &self.config else {
+            return Ok(());
         };
-        let parts = flusher_parts(config, self.log.clone());
-        let flusher = Flusher::start(parts, replay)
-            .map_err(|e| format!("cannot start the flusher thread: {e}; counts stay in memory"))?;
-        self.flusher = Some(flusher);
-        self.pid = std::process::id();
+        self.started_at = Some(monotonic);
+        let process = FlusherProcess::spawn(config, self.error_log)
+            .map_err(|e| format!("cannot start the flusher process: {e}; counts stay in memory"))?;
+        self.process = Some(process);
         Ok(())
     }
 
-    /// `handle_sighup`: lighttpd may fork next (`server.graceful-restart-bg`
-    /// does, a plain SIGHUP does not). The flusher's locks are taken and
-    /// kept, so that its thread holds none at a fork; [`Instance::tick`]
-    /// or [`Instance::shutdown`] gives them back.
-    pub fn before_fork(&mut self) {
-        if let Some(flusher) = self.flusher.as_ref().filter(|_| !self.holding_for_fork) {
-            flusher.hold_for_fork(&self.log);
-            self.holding_for_fork = true;
-        }
-    }
-
-    /// After `before_fork`, on the next call from lighttpd: in the same
-    /// process, the locks go back. In a child lighttpd forked, whose parent
-    /// re-executed itself, the flusher thread does not exist: a new one
-    /// takes over the books and delivers them and what the child counts
-    /// from now on; the parent's copy is gone, so nothing goes twice.
-    fn after_fork(&mut self) -> Vec<String> {
-        if !std::mem::take(&mut self.holding_for_fork) {
-            return Vec::new();
-        }
-        let (Some(flusher), Some(config)) = (self.flusher.take(), self.config.as_ref()) else {
-            return Vec::new();
-        };
-        if std::process::id() == self.pid {
-            // SAFETY: this thread took both locks in before_fork (the flag
-            // says so) and has not released them.
-            unsafe { flusher.release_after_fork(&self.log) };
-            self.flusher = Some(flusher);
-            return Vec::new();
-        }
-        // SAFETY: this thread is the copy of the one that took the log's
-        // lock in before_fork, and nothing released it since.
-        self.log = Arc::new(unsafe { self.log.take_after_fork() });
-        let parts = flusher_parts(config, self.log.clone());
-        // SAFETY: as above, for the books' lock.
-        match unsafe { flusher.continue_in_child(parts) } {
-            Ok(flusher) => {
-                self.flusher = Some(flusher);
-                self.pid = std::process::id();
-                vec![format!(
-                    "process {} finishes the requests in progress of the previous generation \
-                     (server.graceful-restart-bg): a flusher thread of its own delivers what \
-                     was not yet in the table and what it counts from now on",
-                    self.pid
-                )]
-            }
-            Err((e, stopped)) => {
-                let why = format!("cannot start a flusher thread in process {}: {e}", self.pid);
-                self.set_aside_stopped(&why, *stopped)
-            }
-        }
-    }
-
     /// The request path: see [`Tally::count`].
+    #[inline(always)]
     pub fn count(&mut self, request: Counted<'_>) {
         self.tally.count(request);
     }
 
-    /// Once a second, on lighttpd's thread: hands the tally to the flusher
-    /// when `report_interval` has passed (`now`: monotonic seconds);
-    /// returns what to write to the error log.
+    /// lighttpd reaped child `pid` (`handle_waitpid`): true if it was the
+    /// flusher process.
+    pub fn reaped(&mut self, pid: i32, status: i32) -> bool {
+        self.process.as_mut().is_some_and(|p| p.reaped(pid, status))
+    }
+
+    /// Once a second, on lighttpd's thread: the flusher process's lines,
+    /// and the tally handed over when `report_interval` has passed (`now`:
+    /// monotonic seconds); returns what to write to the error log.
     pub fn tick(&mut self, now: i64) -> Vec<String> {
-        let mut lines = self.after_fork();
+        let mut lines = self.take_lines(now);
         let interval = self
             .config
             .as_ref()
             .map_or(60, |c| c.report_interval.as_secs() as i64);
         if now - self.last_report >= interval && !self.tally.is_empty() {
-            if let Some(flusher) = &self.flusher {
-                match flusher.deliver(self.tally.take()) {
+            if let Some(process) = &mut self.process {
+                match process.hand_over(self.tally.take()) {
                     Ok(()) => self.last_report = now,
-                    // The flusher is busy with its books for a moment: the
-                    // counts stay in the tally and go at the next tick.
-                    Err(back) => self.tally.put_back(back),
+                    // No room on the socket just now: the counts stay in
+                    // the tally and go at the next tick.
+                    Err(NotSent {
+                        counts,
+                        error: None,
+                    }) => self.tally.put_back(counts),
+                    Err(NotSent {
+                        counts,
+                        error: Some(_),
+                    }) => {
+                        self.tally.put_back(counts);
+                        lines.extend(self.take_lines(now));
+                    }
                 }
             }
         }
-        lines.extend(self.take_log());
         lines.extend(self.tally.overflow_line(now));
         lines
     }
 
-    /// At `cleanup`: hands over the last counts, lets the flusher deliver
-    /// them (for at most [`STOP_TIMEOUT`], whatever state it is in), and
-    /// sets aside exactly what is not known to be in the table.
-    pub fn shutdown(&mut self) -> Vec<String> {
-        let mut lines = self.after_fork();
-        let last = self.tally.take();
-        let stopped = match self.flusher.take() {
-            Some(flusher) => flusher.stop(last, STOP_TIMEOUT),
-            None => Stopped {
-                waiting: last,
-                batches: Vec::new(),
-                claimed: Vec::new(),
-                timed_out: false,
-            },
-        };
-        let why = if stopped.timed_out {
-            format!(
-                "the database did not answer within {}s of shutdown",
-                STOP_TIMEOUT.as_secs()
-            )
-        } else {
-            "database unavailable at shutdown".to_string()
-        };
-        lines.extend(self.take_log());
-        lines.extend(self.set_aside_stopped(&why, stopped));
-        lines
-    }
-
-    /// Everything a stopped flusher did not deliver, set aside (a batch for
-    /// the waiting counts, under a new id).
-    fn set_aside_stopped(&self, why: &str, stopped: Stopped) -> Vec<String> {
-        let mut batches = stopped.batches;
-        if !stopped.waiting.is_empty() {
-            batches.push(Batch {
-                id: BatchIds::new().next_id(),
-                rows: stopped.waiting.rows(),
-            });
-        }
-        if batches.is_empty() {
+    /// The flusher process's lines; if it has ended, says so, and starts
+    /// another (at most every [`RESTART_EVERY_SECS`]).
+    fn take_lines(&mut self, now: i64) -> Vec<String> {
+        let Some(process) = &mut self.process else {
+            if self
+                .started_at
+                .is_some_and(|t| now - t >= RESTART_EVERY_SECS)
+            {
+                return self.restart(now);
+            }
             return Vec::new();
-        }
-        self.set_aside(why, &batches, stopped.claimed)
-    }
-
-    /// What the database did not take at stop: into the spool file if
-    /// there is one, else (and for what the spool file did not take) every
-    /// row into the error log. Each batch keeps its id: one whose COMMIT
-    /// got no answer may be in the table already, and the ledger tells.
-    fn set_aside(&self, why: &str, batches: &[Batch], claimed: Vec<Claimed>) -> Vec<String> {
-        let rows: Vec<(&str, &Row)> = batches
-            .iter()
-            .flat_map(|b| b.rows.iter().map(|r| (b.id.as_str(), r)))
-            .collect();
-        let ledger = match &self.config {
-            Some(c) => format!("ledger table {}", c.db.ledger),
-            None => "ledger table".to_string(),
         };
-        let mut lines = Vec::new();
-        let mut not_kept = &rows[..];
-        if let Some(path) = self.config.as_ref().and_then(|c| c.spool_file.as_ref()) {
-            match spool::keep(path, batches, claimed) {
-                Ok(()) => {
-                    lines.push(format!(
-                        "{why}: wrote {} to spool file {} ({} batch(es), each under its id, so \
-                         that the {ledger} lets each in once); they are delivered at the next \
-                         start",
-                        summary_of(&rows),
-                        path.display(),
-                        batches.len()
-                    ));
-                    return lines;
+        match process.lines() {
+            Ok(lines) => lines,
+            Err(mut lines) => {
+                let status = process
+                    .exit_status()
+                    .map_or_else(|| "ended".to_string(), process::describe_status);
+                lines.push(format!(
+                    "the flusher process {} {status}: counts it had received and not yet                      delivered may be lost (see its lines above); counts since stay in memory                      for the next flusher process",
+                    process.pid()
+                ));
+                self.process = None;
+                if self
+                    .started_at
+                    .is_some_and(|t| now - t >= RESTART_EVERY_SECS)
+                {
+                    lines.extend(self.restart(now));
                 }
-                Err(e) => {
-                    let (kept, rest) = rows.split_at(e.records_written.min(rows.len()));
-                    lines.push(if kept.is_empty() {
-                        format!("cannot write spool file {}: {}", path.display(), e.error)
-                    } else {
-                        format!(
-                            "{why}: wrote {} to spool file {}, then writing failed: {}; the \
-                             rest is below",
-                            summary_of(kept),
-                            path.display(),
-                            e.error
-                        )
-                    });
-                    lines.extend(e.left.iter().map(|left| {
-                        format!(
-                            "the unreplayed rest of an earlier spool stays in {} for the next \
-                             start",
-                            left.display()
-                        )
-                    }));
-                    not_kept = rest;
-                }
+                lines
             }
         }
-        if not_kept.is_empty() {
-            return lines;
+    }
+
+    fn restart(&mut self, now: i64) -> Vec<String> {
+        match self.start_process(now) {
+            Ok(()) => match &self.process {
+                Some(p) => vec![format!("started a new flusher process {}", p.pid())],
+                None => Vec::new(),
+            },
+            Err(e) => vec![e],
         }
-        lines.push(format!(
-            "{why}: could not deliver {}; lost unless added by hand (a batch whose id is in the \
-             {ledger} is in the table already):",
-            summary_of(not_kept)
+    }
+
+    /// At `cleanup`: hands over the last counts and waits (at most
+    /// [`FINISH_TIMEOUT`]) for the flusher process to deliver or set them
+    /// aside and say so; counts it could not take are set aside here.
+    pub fn shutdown(&mut self) -> Vec<String> {
+        let last = self.tally.take();
+        let Some(process) = self.process.take() else {
+            return self.set_aside_here("no flusher process at shutdown", last);
+        };
+        let pid = process.pid();
+        let finished = process.finish(last, FINISH_TIMEOUT);
+        let mut lines = finished.lines;
+        if finished.timed_out {
+            lines.push(format!(
+                "the flusher process {pid} is still delivering after {}s; it goes on alone and                  writes its last lines to this error log itself",
+                FINISH_TIMEOUT.as_secs()
+            ));
+        }
+        lines.extend(self.set_aside_here(
+            "the flusher process had ended before shutdown",
+            finished.not_sent,
         ));
-        for (id, row) in not_kept {
-            lines.push(format!(
-                "undelivered: vhost {} day {} in {} out {} batch {id}",
-                row.host, row.day, row.traffic.bytes_in, row.traffic.bytes_out
-            ));
-        }
         lines
     }
 
-    fn take_log(&self) -> Vec<String> {
-        let drained = self.log.drain();
-        let mut lines = drained.lines;
-        if drained.dropped > 0 {
-            lines.push(format!(
-                "{} further log lines were dropped (log queue full)",
-                drained.dropped
-            ));
-        }
-        lines
-    }
-}
-
-/// What a flusher thread for `config` needs besides its books.
-fn flusher_parts(config: &Config, log: Arc<LogQueue>) -> Parts<impl Fn() -> Link + Send + 'static> {
-    let db = config.db.clone();
-    Parts {
-        make_sink: move || Link::new(db.clone()),
-        log,
-        rejects: Rejects::beside(config.spool_file.as_deref()),
-        limit: PendingLimit::for_hosts(config.max_hosts, config.spool_file.clone()),
-    }
-}
-
-/// Sizes of rows, for log lines.
-fn summary_of(rows: &[(&str, &Row)]) -> Summary {
-    Summary {
-        rows: rows.len(),
-        traffic: rows
-            .iter()
-            .fold(Traffic::default(), |sum, (_, r)| sum + r.traffic),
+    fn set_aside_here(&self, why: &str, counts: Counters) -> Vec<String> {
+        set_aside_counts(self.config.as_ref(), why, counts)
     }
 }
 
@@ -330,20 +230,20 @@ mod tests {
     use crate::tally::tests::{req, Utc, LAST_SECOND};
 
     #[test]
-    fn without_a_database_thread_shutdown_reports_every_row() {
+    fn without_a_flusher_process_shutdown_reports_every_row() {
         let mut m = Instance::with_zone(Utc);
         m.count(req("a", 1, 2, LAST_SECOND));
         m.count(req("b", 3, 4, LAST_SECOND));
         assert!(
             m.tick(LAST_SECOND + 3600).is_empty(),
-            "no flusher: nothing to log, counts kept"
+            "no flusher process: nothing to log, counts kept"
         );
         let lines = m.shutdown();
         let id = lines[1].rsplit(' ').next().unwrap();
         assert_eq!(
             lines,
             vec![
-                "database unavailable at shutdown: could not deliver 4 bytes in, 6 bytes out in 2 \
+                "no flusher process at shutdown: could not deliver 4 bytes in, 6 bytes out in 2 \
                  rows; lost unless added by hand (a batch whose id is in the ledger table is in \
                  the table already):"
                     .to_string(),

@@ -15,11 +15,14 @@
 //! - `counters`, `hostkey`, `day`, `admission`: per-(host, day) totals, the
 //!   host key rule, local dates, the cap on hosts per day.
 //! - `instance`: the module in one lighttpd process: start, report, stop.
+//! - `process`, `wire`: the flusher process lighttpd's process forks, and
+//!   what the two say to each other over their socket pair.
 //! - `config`: the `bw_counter.*` options, validated into a typed `Config`.
-//! - `flush`: the flusher thread, where counts leave for MySQL (`mysql.rs`
-//!   is the only code that talks to the database).
+//! - `flush`: the flusher (a thread in the flusher process), where counts
+//!   leave for MySQL (`mysql.rs` is the only code that talks to the
+//!   database).
 //! - `spool`: counts waiting on disk between a stop and the next start.
-//! - `log`: lines from the flusher thread, written out by lighttpd's thread.
+//! - `log`: lines from the flusher, sent to lighttpd's thread to write.
 
 pub mod admission;
 #[doc(hidden)]
@@ -32,12 +35,14 @@ mod fnv;
 pub mod hostkey;
 pub mod instance;
 pub mod log;
+pub mod process;
 pub mod request;
 pub mod schema;
 pub mod spool;
 pub mod tally;
 #[cfg(test)]
 mod testdir;
+pub mod wire;
 
 // The FFI layer calls symbols that exist only inside the lighttpd binary
 // (log_error, config_plugin_values_init, ...). A cdylib may leave them

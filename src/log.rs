@@ -1,8 +1,9 @@
 //! Messages for lighttpd's error log from code that must not call lighttpd.
 //!
-//! lighttpd's `log_error` is not thread-safe (one static buffer), so the
-//! flusher thread never calls it: it pushes lines here, and the hook layer
-//! writes them out from lighttpd's own thread (once a second in the trigger
+//! The flusher thread runs in the flusher process, which cannot call
+//! lighttpd's `log_error` (and lighttpd's is not thread-safe anyway): it
+//! pushes lines here, and the flusher process's main thread sends them to
+//! lighttpd, whose thread writes them out (once a second in the trigger
 //! hook, and at cleanup). Bounded, so a database that fails in a loop cannot
 //! eat memory; what was dropped is counted and reported.
 
@@ -49,43 +50,6 @@ impl LogQueue {
             inner.dropped += 1;
         } else {
             inner.lines.push_back(line.into());
-        }
-    }
-
-    /// Takes the queue's lock and keeps it, so that no other thread holds
-    /// it when the process forks (lighttpd's `server.graceful-restart-bg`):
-    /// a lock held by a thread that does not exist in the child would stay
-    /// locked there for ever. Undone by [`LogQueue::release`].
-    pub fn hold(&self) {
-        // Held without a guard; `release` unlocks it.
-        std::mem::forget(self.inner.lock());
-    }
-
-    /// Gives back the lock [`LogQueue::hold`] took.
-    ///
-    /// # Safety
-    /// The calling thread must have called `hold` and not yet `release`
-    /// (in a forked child: the copy of the thread that called `hold`).
-    pub unsafe fn release(&self) {
-        // SAFETY: by the contract the lock is held by this thread, taken in
-        // `hold` with its guard forgotten, so no guard exists.
-        unsafe { self.inner.force_unlock() };
-    }
-
-    /// In a process forked while [`LogQueue::hold`] held the lock: a new
-    /// queue with the lines, leaving the old lock as it is (a thread parked
-    /// on it at the fork existed only in the parent).
-    ///
-    /// # Safety
-    /// The calling thread must be the copy of the one that called `hold`
-    /// before the fork, with no `release` since.
-    pub unsafe fn take_after_fork(&self) -> LogQueue {
-        // SAFETY: by the contract this thread holds the lock (its guard was
-        // forgotten in `hold`), so nothing else touches the contents.
-        let inner = std::mem::take(unsafe { &mut *self.inner.data_ptr() });
-        LogQueue {
-            inner: Mutex::new(inner),
-            capacity: self.capacity,
         }
     }
 

@@ -181,6 +181,10 @@ fn a_spool_claimed_by_a_process_that_died_is_replayed_by_the_next_start() {
     db.stop();
     let mut l = Lighttpd::start(&setup(&db, &spool, ""));
     l.expect_log("replaying", WAIT);
+    // The claimer is the flusher process: it dies first, then lighttpd.
+    let flushers = common::children_named(l.pid(), "bw_counter-flus");
+    assert_eq!(flushers.len(), 1, "{flushers:?}");
+    common::signal(flushers[0], libc::SIGKILL);
     l.stop_with(libc::SIGKILL, WAIT);
     assert!(
         leftovers(dir.path())

@@ -1,9 +1,9 @@
-//! The flusher: a thread of its own per lighttpd process, so that nothing
-//! the database does (slow, dead, locked) can stall lighttpd's event loop.
-//!
-//! Started from `worker_init` (after lighttpd has forked: a thread started
-//! earlier would not exist in the worker), stopped from `cleanup`. It never
-//! calls lighttpd: its log lines go through [`LogQueue`].
+//! The flusher: a thread in the flusher process (`process/`), so that
+//! nothing the database does (slow, dead, locked) can stall lighttpd's
+//! event loop, and lighttpd's own process keeps one thread. Started when
+//! the flusher process starts, stopped when lighttpd's end of its socket
+//! closes. Its log lines go through [`LogQueue`] and from there to
+//! lighttpd.
 //!
 //! Delivery rule (the seed's "zero each pair only after its upsert
 //! succeeded", made transactional and exactly-once): counts handed over by
@@ -20,6 +20,7 @@
 //!   outage and recovery lines), testable with a fake sink;
 //! - `mysql.rs`: the real sink, the only code that talks to MySQL.
 
+mod aside;
 mod books;
 mod mysql;
 mod worker;
@@ -38,6 +39,7 @@ use crate::counters::{Batch, Counters};
 use crate::log::LogQueue;
 use crate::spool::{Claimed, Rejects, Replay};
 
+pub use self::aside::{set_aside_counts, set_aside_stopped, take_log};
 use self::books::Books;
 pub use self::books::PendingLimit;
 pub use self::mysql::{Link, MAX_ROWS_PER_STATEMENT, ROWS_PER_STATEMENT};
@@ -211,45 +213,12 @@ pub struct Stopped {
     pub timed_out: bool,
 }
 
-/// The signals lighttpd handles: a thread of ours must never be the one
-/// the kernel picks to deliver them to, or lighttpd's event loop would not
-/// wake up for them.
-const LIGHTTPDS_SIGNALS: [libc::c_int; 6] = [
-    libc::SIGTERM,
-    libc::SIGINT,
-    libc::SIGUSR1,
-    libc::SIGHUP,
-    libc::SIGCHLD,
-    libc::SIGALRM,
-];
-
-/// Spawns a thread that blocks [`LIGHTTPDS_SIGNALS`] from its first
-/// instruction: the calling thread blocks them around the spawn, so the new
-/// one inherits the mask, and then restores its own. Threads it spawns in
-/// turn inherit the mask too.
-pub(crate) fn spawn_without_lighttpds_signals<T: Send + 'static>(
+/// Spawns a named thread of the flusher process.
+pub(crate) fn spawn_named<T: Send + 'static>(
     name: &str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> io::Result<JoinHandle<T>> {
-    // SAFETY: sigset_t is plain data; sigemptyset initialises it before use.
-    let mut block: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: as above, for the set that receives the old mask.
-    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: sigemptyset/sigaddset only write into `block`, which we own;
-    // the signal numbers are valid.
-    unsafe {
-        libc::sigemptyset(&mut block);
-        for sig in LIGHTTPDS_SIGNALS {
-            libc::sigaddset(&mut block, sig);
-        }
-    }
-    // SAFETY: pthread_sigmask reads `block` and writes `old`, both ours; it
-    // changes only the calling thread's mask, restored below.
-    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &block, &mut old) };
-    let spawned = thread::Builder::new().name(name.into()).spawn(f);
-    // SAFETY: restores the mask saved above, reading only `old`.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
-    spawned
+    thread::Builder::new().name(name.into()).spawn(f)
 }
 
 /// Batch ids: unique across processes, hosts and restarts.
@@ -327,7 +296,7 @@ impl Flusher {
         let (commands, inbox) = mpsc::channel();
         let (exited_tx, exited) = mpsc::channel();
         let shared = books.clone();
-        let thread = spawn_without_lighttpds_signals("bw_counter-flush", move || {
+        let thread = spawn_named("bw_counter-flush", move || {
             for restart in 1u32.. {
                 let mut worker = Worker::new(
                     make_sink(),
@@ -357,72 +326,6 @@ impl Flusher {
             exited,
             thread: Some(thread),
             books,
-        })
-    }
-
-    /// Before lighttpd may fork (`handle_sighup`; with
-    /// `server.graceful-restart-bg` a fork follows): takes the books' lock
-    /// (and `log`'s) and keeps it, so that the thread holds neither at the
-    /// fork. The thread never holds them during I/O, so this waits at most
-    /// for one bookkeeping step. Undone by [`Flusher::release_after_fork`].
-    pub fn hold_for_fork(&self, log: &LogQueue) {
-        // Held without a guard; `release_after_fork` unlocks it.
-        std::mem::forget(self.books.lock());
-        log.hold();
-    }
-
-    /// Gives back what [`Flusher::hold_for_fork`] took.
-    ///
-    /// # Safety
-    /// The calling thread must have called `hold_for_fork` (with the same
-    /// `log`) and not released it since; in a forked child, it is the copy
-    /// of the thread that did.
-    pub unsafe fn release_after_fork(&self, log: &LogQueue) {
-        // SAFETY: by the contract this thread holds the log's lock through
-        // `hold`.
-        unsafe { log.release() };
-        // SAFETY: by the contract this thread holds the books' lock, taken in
-        // `hold_for_fork` with its guard forgotten, so no guard exists.
-        unsafe { self.books.force_unlock() };
-    }
-
-    /// In a child lighttpd forked (`server.graceful-restart-bg`): the
-    /// thread this handle talks to exists only in the parent, which is
-    /// gone (it re-executed itself). A new thread takes over the books as
-    /// they were at the fork (every count not known to be in the table,
-    /// the batch in flight under its id) and delivers them. The old lock is
-    /// never touched again (a waiter parked on it at the fork existed only
-    /// in the parent); the books move to a new one. If no thread can be
-    /// started, what the books held comes back, as a stop's would.
-    ///
-    /// # Safety
-    /// The calling thread must be the copy of the one that called
-    /// `hold_for_fork` before the fork, with no release since.
-    pub unsafe fn continue_in_child<S, F>(
-        mut self,
-        parts: Parts<F>,
-    ) -> Result<Flusher, (io::Error, Box<Stopped>)>
-    where
-        S: Sink,
-        F: Fn() -> S + Send + 'static,
-    {
-        // SAFETY: by the contract this thread holds the lock (its guard was
-        // forgotten in hold_for_fork), so nothing else reads or writes the
-        // books; they are moved out, and the old lock is left as it is.
-        let books = std::mem::take(unsafe { &mut *self.books.data_ptr() });
-        // The handle names a thread of the parent: neither joined nor
-        // detached here.
-        std::mem::forget(self.thread.take());
-        let books = Arc::new(Mutex::new(books));
-        Flusher::spawn(books.clone(), parts).map_err(|e| {
-            let (waiting, batches, claimed) = books.lock().undelivered();
-            let stopped = Stopped {
-                waiting,
-                batches,
-                claimed,
-                timed_out: false,
-            };
-            (e, Box::new(stopped))
         })
     }
 

@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 use mysql::prelude::Queryable;
 use mysql::{Conn, Opts, OptsBuilder, SslOpts, TxOpts, Value};
 
-use super::{
-    spawn_without_lighttpds_signals, DbError, Delivered, ServerInfo, Sink, LEDGER_RETENTION_DAYS,
-};
+use super::{spawn_named, DbError, Delivered, ServerInfo, Sink, LEDGER_RETENTION_DAYS};
 use crate::config::{DbConfig, Server, TlsMode};
 use crate::counters::Batch;
 use crate::day::Day;
@@ -184,7 +182,7 @@ impl Link {
             // is dropped (closed) here.
             let _ = tx.send(conn.map_err(DbError::from));
         };
-        spawn_without_lighttpds_signals("bw_counter-conn", attempt).map_err(|e| DbError {
+        spawn_named("bw_counter-conn", attempt).map_err(|e| DbError {
             code: None,
             message: format!("cannot start a thread to connect: {e}"),
         })?;

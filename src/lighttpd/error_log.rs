@@ -30,6 +30,18 @@ impl ErrorLog {
         ErrorLog(unsafe { (*srv).errh })
     }
 
+    /// The log's file descriptor, if it writes to one (a file, a pipe,
+    /// stderr); `None` for syslog.
+    pub fn fd(&self) -> Option<std::os::fd::RawFd> {
+        if self.0.is_null() {
+            return Some(2);
+        }
+        // SAFETY: self.0 is lighttpd's live log (the type's invariant), read
+        // on lighttpd's thread.
+        let log = unsafe { &*self.0 };
+        (log.mode != ffi::FDLOG_SYSLOG && log.fd >= 0).then_some(log.fd)
+    }
+
     /// Writes `mod_bw_counter: <msg>` with the caller's file and line.
     /// The message is passed as data to a constant `"%.*s"` format.
     #[track_caller]

@@ -193,6 +193,26 @@ pub fn signal_group(pid: u32, sig: libc::c_int) {
     unsafe { libc::kill(-(pid as libc::pid_t), sig) };
 }
 
+/// The live (not zombie) children of `parent` named `comm` (as
+/// `/proc/<pid>/comm` has it: at most 15 bytes).
+pub fn children_named(parent: u32, comm: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let (head, rest) = stat.rsplit_once(')')?;
+            let name = head.split_once('(')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            (name == comm && f.len() > 1 && f[0] != "Z" && f[1] == parent.to_string())
+                .then_some(pid)
+        })
+        .collect()
+}
+
 /// Whether any process of the group led by `pid` is still running
 /// (zombies do not count: this sandbox's init may never reap them).
 pub fn group_alive(pid: u32) -> bool {
