@@ -173,15 +173,21 @@ fn keep_alive(port: u16, hosts: impl Iterator<Item = String>) {
 
 /// Instructions callgrind counted in a lighttpd that served `n` of `load`.
 fn instructions(variant: &Variant, load: Load, n: usize, dir: &Path, idle_thread: &Path) -> u64 {
+    // One file per process (%p): the flusher process, forked from lighttpd,
+    // runs under callgrind too and must not write over lighttpd's counts.
     let out = dir.join("callgrind.out");
-    for stale in [out.clone(), PathBuf::from(format!("{}.1", out.display()))] {
-        let _ = std::fs::remove_file(stale);
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with("callgrind.out") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
     let mut s = variant.setup(idle_thread);
     s.wrapper = vec![
         "valgrind".into(),
         "--tool=callgrind".into(),
-        format!("--callgrind-out-file={}", out.display()),
+        format!("--callgrind-out-file={}.%p", out.display()),
     ];
     s.start_timeout = Duration::from_secs(120);
     let mut l = Lighttpd::start(&s);
@@ -196,8 +202,10 @@ fn instructions(variant: &Variant, load: Load, n: usize, dir: &Path, idle_thread
         Duration::from_secs(120),
     );
     assert!(dumped.status.success(), "callgrind_control -d failed");
+    let pid = l.pid();
     l.stop_with(libc::SIGTERM, Duration::from_secs(120));
-    let first_dump = PathBuf::from(format!("{}.1", out.display()));
+    // lighttpd's own process only: the dump is of its pid.
+    let first_dump = PathBuf::from(format!("{}.{pid}.1", out.display()));
     let text = std::fs::read_to_string(&first_dump).expect("callgrind dump");
     text.lines()
         .find_map(|l| {

@@ -8,14 +8,10 @@
 
 #include "shim.h"
 
-int64_t bwc_request_bytes_in(const struct request_st *r)
+void bwc_request_bytes(const struct request_st *r, int64_t *in, int64_t *out)
 {
-    return (int64_t)http_request_stats_bytes_in(r);
-}
-
-int64_t bwc_request_bytes_out(const struct request_st *r)
-{
-    return (int64_t)http_request_stats_bytes_out(r);
+    *in = (int64_t)http_request_stats_bytes_in(r);
+    *out = (int64_t)http_request_stats_bytes_out(r);
 }
 
 void bwc_log(struct fdlog_st *errh, const char *file, unsigned int line,

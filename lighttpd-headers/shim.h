@@ -13,12 +13,11 @@
 struct request_st;
 struct fdlog_st;
 
-/* http_request_stats_bytes_in(r): request bytes read so far (headers and
- * body), net of the per-request checkpoint mod_accesslog's %I also uses. */
-int64_t bwc_request_bytes_in(const struct request_st *r);
-
-/* http_request_stats_bytes_out(r): response bytes written (mod_accesslog %O). */
-int64_t bwc_request_bytes_out(const struct request_st *r);
+/* http_request_stats_bytes_in(r) and _out(r), as mod_accesslog's %I and %O:
+ * request bytes read so far (headers and body) and response bytes written,
+ * each net of the per-request checkpoint. One call for both: this runs for
+ * every request. */
+void bwc_request_bytes(const struct request_st *r, int64_t *in, int64_t *out);
 
 /* log_error(errh, file, line, "%.*s", len, msg): the message is data, never a
  * printf format. */

@@ -66,25 +66,61 @@ impl Zone for LocalZone {
 #[derive(Debug)]
 pub struct Calendar<Z: Zone = LocalZone> {
     zone: Z,
-    cached_second: i64,
+    /// `cached_day` holds for every second in `[valid_from, valid_until)`.
+    valid_from: i64,
+    valid_until: i64,
     cached_day: Day,
 }
+
+/// How long a day's bounds are trusted on a day the zone's offset changes
+/// (a daylight-saving switch): such a day is re-checked every minute.
+const SWITCH_DAY_RECHECK_SECS: i64 = 60;
 
 impl<Z: Zone> Calendar<Z> {
     pub fn new(zone: Z) -> Self {
         Calendar {
             zone,
-            cached_second: i64::MIN,
+            valid_from: i64::MAX,
+            valid_until: i64::MIN,
             cached_day: Day(0),
         }
     }
 
+    /// The local day of `epoch_secs`. On the request path: two compares
+    /// while the second lies in the day last computed; the zone is asked
+    /// again only when it does not (a new day, or a clock set back).
+    #[inline]
     pub fn day(&mut self, epoch_secs: i64) -> Day {
-        if epoch_secs != self.cached_second {
-            self.cached_day = Day::of(epoch_secs, self.zone.utc_offset(epoch_secs));
-            self.cached_second = epoch_secs;
+        if epoch_secs < self.valid_from || epoch_secs >= self.valid_until {
+            self.compute(epoch_secs);
         }
         self.cached_day
+    }
+
+    /// The day last computed, if `epoch_secs` lies in it (never asks the
+    /// zone; cannot panic).
+    #[inline(always)]
+    pub fn cached(&self, epoch_secs: i64) -> Option<Day> {
+        (epoch_secs >= self.valid_from && epoch_secs < self.valid_until).then_some(self.cached_day)
+    }
+
+    /// The day of `now` and the seconds it holds for: from `now` to the
+    /// next local midnight, if the zone's offset is the same at its last
+    /// second (no switch in between, or one exactly at midnight, after
+    /// which the next day is computed afresh); else for a minute.
+    #[cold]
+    fn compute(&mut self, now: i64) {
+        let offset = self.zone.utc_offset(now);
+        let day = Day::of(now, offset);
+        let midnight = (i64::from(day.0) + 1) * 86_400 - i64::from(offset);
+        let until = if self.zone.utc_offset(midnight - 1) == offset {
+            midnight
+        } else {
+            (now + SWITCH_DAY_RECHECK_SECS).min(midnight)
+        };
+        self.cached_day = day;
+        self.valid_from = now;
+        self.valid_until = until.max(now + 1);
     }
 }
 
@@ -129,23 +165,79 @@ mod tests {
         assert_eq!(west.day(before + 1).to_string(), "2026-11-28");
     }
 
-    #[test]
-    fn zone_is_asked_once_per_second() {
-        use std::cell::Cell;
-        struct Counting(Cell<u32>);
-        impl Zone for &Counting {
-            fn utc_offset(&self, _: i64) -> i32 {
-                self.0.set(self.0.get() + 1);
-                0
+    /// A zone that counts how often it is asked and switches from
+    /// `before` to `after` seconds east of UTC at instant `at`.
+    struct Switching {
+        asked: std::cell::Cell<u32>,
+        at: i64,
+        before: i32,
+        after: i32,
+    }
+    impl Zone for &Switching {
+        fn utc_offset(&self, t: i64) -> i32 {
+            self.asked.set(self.asked.get() + 1);
+            if t < self.at {
+                self.before
+            } else {
+                self.after
             }
         }
-        let z = Counting(Cell::new(0));
+    }
+
+    /// The day as computed from scratch for every second.
+    fn truth(z: &Switching, t: i64) -> Day {
+        let offset = if t < z.at { z.before } else { z.after };
+        Day::of(t, offset)
+    }
+
+    #[test]
+    fn the_zone_is_asked_once_a_day_not_once_a_second() {
+        let z = Switching {
+            asked: std::cell::Cell::new(0),
+            at: i64::MAX,
+            before: 3600,
+            after: 3600,
+        };
         let mut cal = Calendar::new(&z);
-        for _ in 0..1000 {
-            cal.day(100);
+        let start = 1_795_910_399 - 3600 - 86_400; // a local midnight - 1
+        for t in start..start + 2 * 86_400 + 5 {
+            assert_eq!(cal.day(t), truth(&z, t), "{t}");
         }
-        cal.day(101);
-        assert_eq!(z.0.get(), 2);
+        // Four days touched (the last second of one, two whole ones, the
+        // first seconds of a fourth), two zone calls each.
+        assert_eq!(z.asked.get(), 8);
+        // A clock set back is recomputed, not trusted.
+        assert_eq!(cal.day(start), truth(&z, start));
+    }
+
+    #[test]
+    fn daylight_saving_switches_keep_every_second_on_its_day() {
+        let midnight = 1_795_910_400 - 3600; // local midnight at UTC+1
+        for at in [
+            midnight,
+            midnight - 1,
+            midnight + 1,
+            midnight + 2 * 3600,
+            midnight - 3 * 3600,
+        ] {
+            for (before, after) in [(3600, 7200), (7200, 3600), (-10_800, -7200)] {
+                let z = Switching {
+                    asked: std::cell::Cell::new(0),
+                    at,
+                    before,
+                    after,
+                };
+                let mut cal = Calendar::new(&z);
+                // Every tenth second around the switch and both midnights.
+                for t in (midnight - 30_000..midnight + 30_000).step_by(7) {
+                    assert_eq!(
+                        cal.day(t),
+                        truth(&z, t),
+                        "switch at {at}, {before}->{after}, t {t}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -9,8 +9,9 @@ use std::ptr;
 
 use crate::config;
 use crate::ffi;
+use crate::instance::Instance;
 use crate::lighttpd::{self, guarded, ErrorLog, PluginData};
-use crate::request::{self, Hook};
+use crate::request::{self, Counted, Hook};
 
 fn write_all(log: ErrorLog, lines: Vec<String>) {
     for line in lines {
@@ -132,17 +133,38 @@ pub unsafe extern "C" fn handle_request_reset(
     r: *mut ffi::request_st,
     p_d: *mut c_void,
 ) -> ffi::handler_t {
+    // Nearly every reset is of a request that got a status (request_done
+    // counted it, or will): one field read and out, as cheap as a hook
+    // can be.
+    // SAFETY: r is null or the live request of this hook (invariant 4).
+    if unsafe { lighttpd::has_status(r) } {
+        return ffi::HANDLER_GO_ON;
+    }
+    // SAFETY: r and p_d are the arguments lighttpd passed to this hook.
+    unsafe { reset_without_status(r, p_d) }
+}
+
+/// The rest of `handle_request_reset`, out of line, so that the hook's
+/// common case saves and restores no registers.
+///
+/// # Safety
+/// `r` and `p_d` must be the arguments lighttpd passed to a request hook.
+#[inline(never)]
+#[cold]
+unsafe fn reset_without_status(r: *mut ffi::request_st, p_d: *mut c_void) -> ffi::handler_t {
     // SAFETY: r and p_d are the request and plugin data lighttpd passed to
-    // this request hook, which is what on_request asks for.
+    // this request hook (contract), which is what on_request asks for.
     unsafe { on_request(Hook::Reset, "handle_request_reset", r, p_d) }
 }
 
 /// The body of both request hooks: let the core decide what counts
 /// (`request::measure`), read that, count it.
 ///
-/// The decision runs before the panic guard, because it is every request's
-/// path and cannot panic: four field reads and a match. Reading the bytes
-/// and counting them run inside it.
+/// Every request's path runs before the panic guard, because nothing on it
+/// can panic: field reads, a match, the shim's two subtractions, and the
+/// tally's same-row case (compares and saturating additions, no indexing,
+/// no allocation; see `Tally::count_same_row`). Everything else (the key
+/// rule, the lookup, a new row) runs inside the guard.
 ///
 /// # Safety
 /// `r` and `p_d` must be the arguments lighttpd passed to a request hook.
@@ -163,23 +185,50 @@ unsafe fn on_request(
     let Some(measure) = request::measure(&facts) else {
         return ffi::HANDLER_GO_ON;
     };
-    // SAFETY: r is the hook's live request (invariant 4).
+    // SAFETY: r is the hook's non-null live request (invariant 4); the
+    // result is used only during this hook.
+    let Some(counted) = (unsafe { lighttpd::counted_request(measure, r) }) else {
+        return ffi::HANDLER_GO_ON;
+    };
+    // SAFETY: p_d is our live plugin data, referenced nowhere else during
+    // this hook (invariants 1 and 2).
+    let pd = unsafe { PluginData::from_hook(p_d) };
+    let Some(instance) = pd.and_then(PluginData::instance) else {
+        return ffi::HANDLER_GO_ON;
+    };
+    if instance.count_same_row(&counted) {
+        return ffi::HANDLER_GO_ON;
+    }
+    // SAFETY: r is the hook's live request (invariant 4), and counted
+    // borrows its buffers for this hook only.
+    unsafe { count_guarded(name, r, instance, counted) }
+}
+
+/// A request for another row than the previous one, inside the panic
+/// guard; out of line, so that the common case saves fewer registers.
+///
+/// # Safety
+/// `r` must be the non-null request lighttpd passed to the current hook.
+#[inline(never)]
+#[cold]
+unsafe fn count_guarded(
+    name: &str,
+    r: *mut ffi::request_st,
+    instance: &mut Instance,
+    counted: Counted<'_>,
+) -> ffi::handler_t {
+    // SAFETY: r is the hook's live request (contract, invariant 4).
     let log = unsafe { lighttpd::request_log(r) };
     guarded(name, log, ffi::HANDLER_GO_ON, || {
         #[cfg(feature = "panic-test")]
-        // SAFETY: r is the hook's non-null live request (invariant 4).
-        panic_if_asked(unsafe { lighttpd::authority(r) });
-        // SAFETY: r is the hook's non-null live request (invariant 4); the
-        // result is used only during this hook.
-        let Some(counted) = (unsafe { lighttpd::counted_request(measure, r) }) else {
-            return ffi::HANDLER_GO_ON;
-        };
-        // SAFETY: p_d is our live plugin data, referenced nowhere else
-        // during this hook (invariants 1 and 2).
-        let pd = unsafe { PluginData::from_hook(p_d) };
-        if let Some(instance) = pd.and_then(PluginData::instance) {
-            instance.count(counted);
-        }
+        panic_if_asked(counted.authority);
+        // Read only here: only a request without a host needs it.
+        // SAFETY: as above; the buffer outlives the hook.
+        let server_name = unsafe { lighttpd::server_name(r) };
+        instance.count(Counted {
+            server_name,
+            ..counted
+        });
         ffi::HANDLER_GO_ON
     })
 }

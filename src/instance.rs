@@ -106,8 +106,13 @@ impl<Z: Zone> Instance<Z> {
         Ok(())
     }
 
-    /// The request path: see [`Tally::count`].
+    /// The request path's common case: see [`Tally::count_same_row`].
     #[inline(always)]
+    pub fn count_same_row(&mut self, request: &Counted<'_>) -> bool {
+        self.tally.count_same_row(request)
+    }
+
+    /// The request path: see [`Tally::count`].
     pub fn count(&mut self, request: Counted<'_>) {
         self.tally.count(request);
     }

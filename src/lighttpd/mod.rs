@@ -27,9 +27,9 @@ use crate::instance::Instance;
 
 pub use self::error_log::ErrorLog;
 pub use self::options::read_config;
-#[cfg(feature = "panic-test")]
-pub use self::request::authority;
-pub use self::request::{clocks, counted_request, request_facts, request_log};
+pub use self::request::{
+    clocks, counted_request, has_status, request_facts, request_log, server_name,
+};
 
 /// Runs `f`; if it panics, logs the panic to `log` and returns `on_panic`,
 /// so that no panic unwinds into lighttpd's C frames. Needs

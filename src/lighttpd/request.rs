@@ -32,6 +32,16 @@ pub unsafe fn request_log(r: *const ffi::request_st) -> ErrorLog {
     unsafe { ErrorLog::from_raw(req.conf.errh) }
 }
 
+/// Whether request `r` got a response status (false for null).
+///
+/// # Safety
+/// `r` must be null or the request lighttpd passed to the current hook.
+#[inline(always)]
+pub unsafe fn has_status(r: *const ffi::request_st) -> bool {
+    // SAFETY: by the contract r is null or a live request (invariant 4).
+    unsafe { r.as_ref() }.is_some_and(|req| req.http_status != 0)
+}
+
 /// The few fields of request `r` that decide whether it counts.
 ///
 /// # Safety
@@ -50,7 +60,8 @@ pub unsafe fn request_facts(hook: Hook, r: *const ffi::request_st) -> RequestFac
 }
 
 /// What request `r` adds to the tally, read the way `measure` says; `None`
-/// when that is nothing. The result borrows the request's buffers.
+/// when that is nothing. The result borrows the request's buffers; its
+/// `server_name` is left empty (see [`server_name`]).
 ///
 /// # Safety
 /// `r` must be the non-null request lighttpd passed to the current hook;
@@ -62,13 +73,13 @@ pub unsafe fn counted_request<'a>(
     // SAFETY: by the contract r points to a live request that nothing else
     // touches while the hook runs (invariants 1 and 4).
     let req: &'a ffi::request_st = unsafe { &*r };
-    // SAFETY: the shim's http_request_stats_bytes_out only reads fields of
-    // the live request r.
-    let stats_out = unsafe { ffi::bwc_request_bytes_out(r) };
+    let (mut stats_in, mut stats_out) = (0i64, 0i64);
+    // SAFETY: the shim's http_request_stats_bytes_in/out only read fields of
+    // the live request r and write the two integers, which are ours.
+    unsafe { ffi::bwc_request_bytes(r, &mut stats_in, &mut stats_out) };
     let bytes = match measure {
         Measure::AccessLog => RequestBytes {
-            // SAFETY: as for bytes out.
-            stats_in: unsafe { ffi::bwc_request_bytes_in(r) },
+            stats_in,
             stats_out,
             ..RequestBytes::default()
         },
@@ -80,30 +91,26 @@ pub unsafe fn counted_request<'a>(
         },
     };
     let traffic = request::traffic(measure, &bytes)?;
-    // SAFETY: uri.authority is embedded in the live request; server_name is
-    // null or a buffer of the request's configuration, which outlives it.
-    let (authority, server_name) = unsafe {
-        (
-            buffer_bytes(&req.uri.authority),
-            buffer_bytes(req.server_name),
-        )
-    };
+    // SAFETY: uri.authority is embedded in the live request.
+    let authority = unsafe { buffer_bytes(&req.uri.authority) };
     Some(Counted {
         authority,
-        server_name,
+        // Read by the caller when needed: see [`server_name`].
+        server_name: &[],
         traffic,
         now: clocks().0,
     })
 }
 
-/// The host of request `r` as lighttpd parsed it, for the panic-test hook.
+/// `r->server_name`, the key of requests without a host.
 ///
 /// # Safety
-/// As for [`counted_request`].
-#[cfg(feature = "panic-test")]
-pub unsafe fn authority<'a>(r: *const ffi::request_st) -> &'a [u8] {
-    // SAFETY: uri.authority is embedded in the live request r (contract).
-    unsafe { buffer_bytes(&(*r).uri.authority) }
+/// `r` must be the non-null request lighttpd passed to the current hook;
+/// the result must not outlive the hook.
+pub unsafe fn server_name<'a>(r: *const ffi::request_st) -> &'a [u8] {
+    // SAFETY: by the contract r is live; server_name is null or a buffer of
+    // the request's configuration, which outlives it.
+    unsafe { buffer_bytes((*r).server_name) }
 }
 
 /// HTTP/1, an HTTP/2 stream, or the HTTP/2 connection's own request
