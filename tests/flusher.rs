@@ -130,8 +130,10 @@ fn counts_handed_over_survive_a_sigkill_of_lighttpd() {
     for host in ["a.example", "b.example"] {
         assert_eq!(http::get(l.port, Some(host), "/index.html").status, 200);
     }
-    // Two reports: everything is with the flusher process.
-    std::thread::sleep(Duration::from_millis(2500));
+    // Reports every second hand everything to the flusher process; and
+    // mod_accesslog (the oracle) flushes its buffer only every 4 seconds,
+    // so wait past one such flush before the kill, or the oracle is empty.
+    std::thread::sleep(Duration::from_millis(5500));
     l.stop_with(libc::SIGKILL, WAIT);
     let line = l.expect_log("database unavailable at shutdown: wrote", WAIT);
     assert!(
