@@ -225,7 +225,7 @@ unsafe fn count_guarded(
         // Read only here: only a request without a host needs it.
         // SAFETY: as above; the buffer outlives the hook.
         let server_name = unsafe { lighttpd::server_name(r) };
-        instance.count(Counted {
+        instance.count_other_row(Counted {
             server_name,
             ..counted
         });

@@ -117,6 +117,12 @@ impl<Z: Zone> Instance<Z> {
         self.tally.count(request);
     }
 
+    /// The request path after [`Instance::count_same_row`] returned false:
+    /// see [`Tally::count_other_row`].
+    pub fn count_other_row(&mut self, request: Counted<'_>) {
+        self.tally.count_other_row(request);
+    }
+
     /// lighttpd reaped child `pid` (`handle_waitpid`): true if it was the
     /// flusher process.
     pub fn reaped(&mut self, pid: i32, status: i32) -> bool {

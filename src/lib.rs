@@ -12,8 +12,9 @@
 //! The core (plain Rust, unit-tested without lighttpd or MariaDB):
 //! - `request`: which requests count, and with which bytes.
 //! - `tally`: where a counted request's bytes are added, per (host, day).
-//! - `counters`, `hostkey`, `day`, `admission`: per-(host, day) totals, the
-//!   host key rule, local dates, the cap on hosts per day.
+//! - `counters`, `hostkey`, `day`, `admission`, `hosts`: per-(host, day)
+//!   totals, the host key rule, local dates, the cap on hosts per day, and
+//!   the table that numbers a day's hosts.
 //! - `instance`: the module in one lighttpd process: start, report, stop.
 //! - `process`, `wire`: the flusher process lighttpd's process forks, and
 //!   what the two say to each other over their socket pair.
@@ -33,6 +34,7 @@ pub mod day;
 pub mod flush;
 mod fnv;
 pub mod hostkey;
+pub mod hosts;
 pub mod instance;
 pub mod log;
 pub mod process;

@@ -2,29 +2,40 @@
 //! report, per (host, day). The request path ends here.
 //!
 //! Lives on lighttpd's thread and is touched by no other: counting takes no
-//! lock, does no I/O, and allocates nothing for a host already seen in the
-//! interval. At a report the whole tally goes to the flusher
-//! ([`Tally::take`]) and counting continues in a fresh one.
+//! lock, does no I/O, and allocates nothing for a host already seen that
+//! day. The current day's hosts are numbered once ([`Admission`]) and
+//! their counts kept in a vector by number, so a known host costs one
+//! lookup and an addition, and the numbers survive reports. At a report
+//! ([`Tally::take`]) the non-zero counts go to the flusher as [`Counters`]
+//! and counting continues.
 
-use crate::admission::{Admission, OVERFLOW};
-use crate::counters::{Counters, Slot, Traffic};
+use crate::admission::{Admission, Admitted, OVERFLOW};
+use crate::counters::{Counters, Traffic};
 use crate::day::Day;
 use crate::day::{Calendar, LocalZone, Zone};
 use crate::hostkey::KeyMaker;
+use crate::hosts::same_bytes;
 use crate::request::Counted;
 
 /// How often, at most, the overflow line is repeated while hosts overflow.
 const OVERFLOW_LOG_EVERY_SECS: i64 = 60;
 
 pub struct Tally<Z: Zone = LocalZone> {
-    pending: Counters,
+    /// The current day's hosts (`admission.day()`), numbered.
+    admission: Admission,
+    /// Counted since the last take, by host number, for the current day.
+    today: Vec<Traffic>,
+    /// Whether `today` holds anything not yet taken.
+    today_counted: bool,
+    /// Counts for other days (a day that ended since the last take) and
+    /// counts put back: rare, so kept by name.
+    elsewhere: Counters,
     /// The row the previous request went to, by the host lighttpd parsed
     /// for it: keep-alive connections and busy sites send many requests
     /// for one host in a row, and those skip the key rule and the lookup.
     last: Option<LastRow>,
     keys: KeyMaker,
     calendar: Calendar<Z>,
-    admission: Admission,
     /// Overflowed requests already reported, and when (monotonic seconds).
     overflow_logged: (u64, i64),
 }
@@ -38,11 +49,13 @@ impl Tally<LocalZone> {
 impl<Z: Zone> Tally<Z> {
     pub fn with_zone(zone: Z, max_hosts: usize) -> Self {
         Tally {
-            pending: Counters::new(),
+            admission: Admission::new(max_hosts),
+            today: Vec::new(),
+            today_counted: false,
+            elsewhere: Counters::new(),
             last: None,
             keys: KeyMaker::new(),
             calendar: Calendar::new(zone),
-            admission: Admission::new(max_hosts),
             overflow_logged: (0, i64::MIN),
         }
     }
@@ -50,6 +63,7 @@ impl<Z: Zone> Tally<Z> {
     /// The cap on distinct hosts per day (`bw_counter.max_hosts`), set
     /// before the first request.
     pub fn set_max_hosts(&mut self, max_hosts: usize) {
+        self.close_day();
         self.admission = Admission::new(max_hosts);
     }
 
@@ -89,70 +103,114 @@ impl<Z: Zone> Tally<Z> {
         self.count_elsewhere(request, day);
     }
 
+    /// Adds a request for which [`Tally::count_same_row`] just returned
+    /// false (the hook's path: it does not compare again).
+    pub fn count_other_row(&mut self, request: Counted<'_>) {
+        let day = self.calendar.day(request.now);
+        self.count_elsewhere(request, day);
+    }
+
     /// A request for another row than the previous one.
-    #[inline(never)]
+    #[inline(always)]
     fn count_elsewhere(&mut self, request: Counted<'_>, day: Day) {
         self.settle_last();
-        let host = self.keys.key(request.authority, request.server_name);
-        // A (host, day) row in pending was admitted on that day already.
-        let (slot, admitted) = match self.pending.slot_of(host, day) {
-            Some(slot) => (slot, true),
-            None => {
-                let row = self.admission.admit(host, day);
-                (
-                    self.pending.insert(row, day),
-                    row != OVERFLOW || host == OVERFLOW,
-                )
-            }
-        };
-        self.pending.add_at(slot, request.traffic);
+        if self.admission.day() != Some(day) {
+            self.close_day();
+            self.admission.start_day(Some(day));
+        }
+        let admitted = self
+            .admission
+            .admit(request.authority, request.server_name, &mut self.keys);
+        let id = admitted.id();
+        if let Admitted::New(_) = admitted {
+            self.today.push(Traffic::default());
+        }
+        // Numbers are given in order and `today` grows with them (and has
+        // the overflow row's from the day's start), so this never misses.
+        if let Some(t) = self.today.get_mut(id as usize) {
+            *t += request.traffic;
+            self.today_counted = true;
+        }
         // Not for a request without a host (its key is server.name's), nor
         // one that overflowed the cap (each such request is counted for
         // the overflow line).
-        if admitted && !request.authority.is_empty() {
-            self.remember(request.authority, day, slot);
+        if admitted != Admitted::Overflowed && !request.authority.is_empty() {
+            self.remember(request.authority, day, id);
         }
     }
 
-    /// Adds what the remembered row gathered into its row in `pending`.
+    /// Adds what the remembered row gathered into its row in `today`.
     fn settle_last(&mut self) {
         if let Some(last) = &mut self.last {
             let gathered = std::mem::take(&mut last.traffic);
             if gathered != Traffic::default() {
-                self.pending.add_at(last.slot, gathered);
+                if let Some(t) = self.today.get_mut(last.id as usize) {
+                    *t += gathered;
+                    self.today_counted = true;
+                }
             }
         }
     }
 
-    fn remember(&mut self, authority: &[u8], day: Day, slot: Slot) {
+    fn remember(&mut self, authority: &[u8], day: Day, id: u32) {
         let last = self.last.get_or_insert_with(LastRow::default);
         // Reuses its buffer: no allocation once it has held the longest
         // host seen.
         last.authority.clear();
         last.authority.extend_from_slice(authority);
         last.day = day;
-        last.slot = slot;
+        last.id = id;
         last.traffic = Traffic::default();
     }
 
+    /// Moves the current day's counts to `elsewhere` and forgets its
+    /// numbers (which the remembered row uses): before a new day starts.
+    fn close_day(&mut self) {
+        self.settle_last();
+        self.last = None;
+        self.move_today();
+        self.today.clear();
+        // The overflow row's number, for the day about to start.
+        self.today.push(Traffic::default());
+    }
+
+    /// Moves the non-zero counts of `today` into `elsewhere`, leaving
+    /// zeros (the numbers stay valid).
+    fn move_today(&mut self) {
+        if !self.today_counted {
+            return;
+        }
+        self.today_counted = false;
+        let Some(day) = self.admission.day() else {
+            return;
+        };
+        for (id, t) in self.today.iter_mut().enumerate() {
+            let t = std::mem::take(t);
+            if t != Traffic::default() {
+                self.elsewhere.add(self.admission.host(id as u32), day, t);
+            }
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
+        self.elsewhere.is_empty()
+            && !self.today_counted
+            && self
+                .last
+                .as_ref()
+                .is_none_or(|l| l.traffic == Traffic::default())
     }
 
     /// Everything counted since the last take, leaving the tally empty.
     pub fn take(&mut self) -> Counters {
-        // Its slot names a row of the counters taken.
         self.settle_last();
-        self.last = None;
-        self.pending.take()
+        self.move_today();
+        self.elsewhere.take()
     }
 
     /// Counts that could not be handed over come back.
     pub fn put_back(&mut self, counts: Counters) {
-        // The merge may put the rows elsewhere.
-        self.settle_last();
-        self.last = None;
-        self.pending.merge(counts);
+        self.elsewhere.merge(counts);
     }
 
     /// At most one line a minute (`now`: monotonic seconds) while hosts
@@ -178,41 +236,14 @@ impl<Z: Zone> Tally<Z> {
     }
 }
 
-/// `a == b` for the short strings host names are, without a call into
-/// libc's `memcmp` (about 20 instructions of call and dispatch for a
-/// 13-byte host): 8 bytes at a time, the last word overlapping.
-#[inline(always)]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    if n < 8 {
-        return a.iter().zip(b).all(|(x, y)| x == y);
-    }
-    // Never panics: `get` and `unwrap_or` instead of indexing (the ranges
-    // are in bounds anyway: at + 8 <= n for both, which have length n).
-    let word = |s: &[u8], at: usize| -> Option<u64> {
-        Some(u64::from_ne_bytes(s.get(at..at + 8)?.try_into().ok()?))
-    };
-    let mut at = 0;
-    let same = |at: usize| matches!((word(a, at), word(b, at)), (Some(x), Some(y)) if x == y);
-    while at + 8 < n {
-        if !same(at) {
-            return false;
-        }
-        at += 8;
-    }
-    same(n - 8)
-}
-
-/// The previous request's host as lighttpd parsed it, its day, and the row
-/// it was counted in.
+/// The previous request's host as lighttpd parsed it, its day, and the
+/// number of the row it was counted in.
 #[derive(Debug, Default)]
 struct LastRow {
     authority: Vec<u8>,
     day: Day,
-    slot: Slot,
+    /// The host's number on `day`.
+    id: u32,
     /// Bytes of requests for this row not yet added to it (the fast path
     /// adds here, without indexing into the counters).
     traffic: Traffic,
@@ -222,31 +253,6 @@ struct LastRow {
 pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn same_bytes_is_slice_equality() {
-        let hosts: [&[u8]; 9] = [
-            b"",
-            b"a",
-            b"abcdefg",
-            b"abcdefgh",
-            b"abcdefgi",
-            b"alpha.example",
-            b"alpha.examplf",
-            b"blpha.example",
-            b"a-rather-long-virtual-host-name.example.org",
-        ];
-        for a in hosts {
-            for b in hosts {
-                assert_eq!(same_bytes(a, b), a == b, "{a:?} {b:?}");
-            }
-            let mut other = a.to_vec();
-            for i in 0..other.len() {
-                other[i] ^= 1;
-                assert!(!same_bytes(a, &other), "{a:?} differs at {i}");
-                other[i] ^= 1;
-            }
-        }
-    }
     use crate::alloc_count;
     use crate::counters::Traffic;
 
@@ -390,6 +396,44 @@ pub(crate) mod tests {
             line.contains(": 5 requests for about 1 more hosts"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn numbers_outlive_a_take_and_end_with_the_day() {
+        let mut t = Tally::with_zone(Utc, 10);
+        let rows = |t: &mut Tally<Utc>| -> Vec<String> {
+            t.take()
+                .rows()
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {} {} {}",
+                        r.host, r.day, r.traffic.bytes_in, r.traffic.bytes_out
+                    )
+                })
+                .collect()
+        };
+        t.count(req("a", 1, 2, LAST_SECOND));
+        t.count(req("b", 3, 4, LAST_SECOND));
+        t.count(req("b", 3, 4, LAST_SECOND)); // the remembered row
+        assert_eq!(rows(&mut t), ["a 2026-11-28 1 2", "b 2026-11-28 6 8"]);
+        assert!(t.is_empty());
+        // The remembered row still names b's number after the take.
+        t.count(req("b", 10, 10, LAST_SECOND));
+        assert!(!t.is_empty());
+        t.count(req("a", 1, 1, LAST_SECOND));
+        assert_eq!(rows(&mut t), ["a 2026-11-28 1 1", "b 2026-11-28 10 10"]);
+        // Midnight between two takes: yesterday's counts keep their day,
+        // and today numbers hosts afresh.
+        t.count(req("b", 5, 5, LAST_SECOND));
+        t.count(req("c", 7, 7, LAST_SECOND + 1));
+        t.count(req("b", 1, 1, LAST_SECOND + 1));
+        t.count(req("b", 1, 1, LAST_SECOND + 1));
+        assert_eq!(
+            rows(&mut t),
+            ["b 2026-11-28 5 5", "b 2026-11-29 2 2", "c 2026-11-29 7 7"]
+        );
+        assert!(t.take().is_empty());
     }
 
     #[test]

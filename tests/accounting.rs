@@ -124,6 +124,47 @@ fn http1_requests_are_counted_exactly() {
     assert_eq!(totals.len(), 8, "{totals:?}");
 }
 
+/// Issue #10: the hosts of a day are numbered once, and an authority seen
+/// before skips the key rule. Many hosts in turn on one keep-alive
+/// connection, each under several spellings (port, case, trailing dot),
+/// across reports (the numbers outlive each one): the table equals the
+/// access log, one row per host.
+#[test]
+fn hosts_in_turn_under_several_spellings_are_counted_exactly() {
+    let db = MariaDb::start();
+    let mut l = Lighttpd::start(&setup(&db, 1, ""));
+    let hosts = 150;
+    for round in 0..3 {
+        let mut s = http::connect(l.port);
+        let mut req = String::new();
+        for i in 0..hosts {
+            for host in [
+                format!("site{i}.example"),
+                format!("Site{i}.Example:8080"),
+                format!("site{i}.example."),
+                format!("site{i}.example:{}", 1000 + round),
+            ] {
+                req.push_str(&format!("GET /index.html HTTP/1.1\r\nHost: {host}\r\n\r\n"));
+            }
+        }
+        req.push_str("GET /index.html HTTP/1.1\r\nHost: last.example\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let ok = http::parse_responses(&raw, &[])
+            .iter()
+            .filter(|r| r.status == 200)
+            .count();
+        assert_eq!(ok, hosts * 4 + 1, "round {round}");
+        // Past a report, so that the next round counts into rows taken.
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    stop(&mut l);
+    let totals = oracle::assert_table_matches_access_log(&l.access_log, &db, None);
+    assert_eq!(totals.len(), hosts + 1, "{totals:?}");
+    assert!(totals.contains_key("site149.example"), "{totals:?}");
+}
+
 #[test]
 fn server_name_is_the_key_for_requests_without_host() {
     let db = MariaDb::start();
