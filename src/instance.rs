@@ -181,7 +181,9 @@ impl<Z: Zone> Instance<Z> {
                     .exit_status()
                     .map_or_else(|| "ended".to_string(), process::describe_status);
                 lines.push(format!(
-                    "the flusher process {} {status}: counts it had received and not yet                      delivered may be lost (see its lines above); counts since stay in memory                      for the next flusher process",
+                    "the flusher process {} {status}: counts it had received and not yet \
+                     delivered may be lost (see its lines above); counts since stay in memory \
+                     for the next flusher process",
                     process.pid()
                 ));
                 self.process = None;
@@ -219,7 +221,8 @@ impl<Z: Zone> Instance<Z> {
         let mut lines = finished.lines;
         if finished.timed_out {
             lines.push(format!(
-                "the flusher process {pid} is still delivering after {}s; it goes on alone and                  writes its last lines to this error log itself",
+                "the flusher process {pid} is still delivering after {}s; it goes on alone and \
+                 writes its last lines to this error log itself",
                 FINISH_TIMEOUT.as_secs()
             ));
         }

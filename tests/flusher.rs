@@ -148,6 +148,105 @@ fn counts_handed_over_survive_a_sigkill_of_lighttpd() {
     assert_eq!(totals.len(), 2, "{totals:?}");
 }
 
+/// A flusher process that dies while lighttpd runs (the OOM killer, an
+/// admin's kill) is named in the error log with how it ended, and a new
+/// one starts within 10 seconds; counts made meanwhile wait in lighttpd's
+/// memory and land. Killed while it holds nothing (everything before was
+/// delivered), so the table equals the access log.
+#[test]
+fn a_flusher_process_that_dies_is_replaced_and_later_counts_land() {
+    let db = MariaDb::start();
+    let mut l = Lighttpd::start(&setup(&db));
+    l.expect_log("database check ok", WAIT);
+    assert_eq!(
+        http::get(l.port, Some("before.example"), "/index.html").status,
+        200
+    );
+    common::wait_for(WAIT, || {
+        db.rows()
+            .iter()
+            .any(|r| r.0 == "before.example")
+            .then_some(())
+    })
+    .expect("the first request's row lands");
+    let first = flusher_of(l.pid());
+    // SAFETY: kill only sends a signal to a process of this test's lighttpd.
+    assert_eq!(unsafe { libc::kill(first as i32, libc::SIGKILL) }, 0);
+    for _ in 0..5 {
+        assert_eq!(
+            http::get(l.port, Some("during.example"), "/index.html").status,
+            200
+        );
+    }
+    let line = l.expect_log(
+        &format!("the flusher process {first} killed by signal 9"),
+        WAIT,
+    );
+    assert!(
+        line.ends_with(
+            "counts it had received and not yet delivered may be lost (see its lines above); \
+             counts since stay in memory for the next flusher process"
+        ),
+        "{line}"
+    );
+    l.expect_log("started a new flusher process", WAIT);
+    let second = flusher_of(l.pid());
+    assert_ne!(first, second);
+    assert_eq!(
+        http::get(l.port, Some("after.example"), "/index.html").status,
+        200
+    );
+    l.stop_ok();
+    let totals = oracle::assert_table_matches_access_log(&l.access_log, &db, None);
+    for host in ["before.example", "during.example", "after.example"] {
+        assert!(totals.contains_key(host), "no row for {host}: {totals:?}");
+    }
+}
+
+/// lighttpd waits at most 8 seconds at stop for its flusher process; one
+/// that takes longer (here: stopped with SIGSTOP) is named in the error
+/// log and goes on alone after lighttpd exited: once it runs again it
+/// delivers the last counts lighttpd handed it, and the table equals the
+/// access log.
+#[test]
+fn a_flusher_process_slower_than_the_stop_finishes_alone() {
+    let db = MariaDb::start();
+    let mut l = Lighttpd::start(&setup(&db));
+    l.expect_log("database check ok", WAIT);
+    let flusher = flusher_of(l.pid());
+    // Ahead of mod_accesslog's 4-second flush (the oracle), and counted in
+    // lighttpd's memory while the flusher process is stopped.
+    std::thread::sleep(Duration::from_millis(1000));
+    // SAFETY: kill only sends signals to processes of this test's lighttpd.
+    assert_eq!(unsafe { libc::kill(flusher as i32, libc::SIGSTOP) }, 0);
+    for host in ["late-a.example", "late-b.example"] {
+        assert_eq!(http::get(l.port, Some(host), "/index.html").status, 200);
+    }
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(l.pid() as i32, libc::SIGTERM) }, 0);
+    l.expect_log(
+        &format!(
+            "the flusher process {flusher} is still delivering after 8s; it goes on alone and \
+             writes its last lines to this error log itself"
+        ),
+        Duration::from_secs(20),
+    );
+    common::wait_for(WAIT, || {
+        (!std::path::Path::new(&format!("/proc/{}/task", l.pid())).exists()
+            || std::fs::read_to_string(format!("/proc/{}/stat", l.pid()))
+                .is_ok_and(|s| s.contains(") Z")))
+        .then_some(())
+    })
+    .expect("lighttpd exits without waiting longer");
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(flusher as i32, libc::SIGCONT) }, 0);
+    l.stop_with(libc::SIGTERM, WAIT);
+    let totals = oracle::assert_table_matches_access_log(&l.access_log, &db, None);
+    for host in ["late-a.example", "late-b.example"] {
+        assert!(totals.contains_key(host), "no row for {host}: {totals:?}");
+    }
+}
+
 /// An LD_PRELOAD library whose getaddrinfo hangs for a minute on
 /// `hang.invalid` (and asks the real one otherwise): a resolver that
 /// never answers.
