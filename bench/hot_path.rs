@@ -1,5 +1,6 @@
 //! The request path: nanoseconds and heap allocations per counted request,
-//! for a host already seen in the interval and for a new host each time.
+//! for a host already seen (the same as the previous request's, and 100
+//! hosts in turn) and for a new host each time.
 //! Runs A/B rounds interleaved and prints medians (this machine is shared
 //! and noisy). `make bench` runs it; targets: < 50 ns and 0 allocations
 //! for a known host.
@@ -46,6 +47,21 @@ fn known_host(n: u64) -> (f64, f64) {
     (ns, (alloc_count::this_thread() - a0) as f64 / n as f64)
 }
 
+/// The same for `n` requests cycling through `hosts` (each seen before).
+fn hosts_in_turn(hosts: &[Vec<u8>], n: usize) -> (f64, f64) {
+    let mut m = Tally::new(MAX_HOSTS);
+    for h in hosts {
+        m.count(req(h));
+    }
+    let a0 = alloc_count::this_thread();
+    let t = Instant::now();
+    for h in hosts.iter().cycle().take(n) {
+        m.count(black_box(req(h)));
+    }
+    let ns = t.elapsed().as_nanos() as f64 / n as f64;
+    (ns, (alloc_count::this_thread() - a0) as f64 / n as f64)
+}
+
 /// The same for `hosts.len()` requests, each to a host not seen before
 /// (below the max_hosts cap, so each gets its own row).
 fn new_hosts(hosts: &[Vec<u8>]) -> (f64, f64) {
@@ -73,10 +89,14 @@ fn main() {
         .map(|i| format!("site{i}.example.com").into_bytes())
         .collect();
     let (mut k_ns, mut k_al, mut n_ns, mut n_al) = (vec![], vec![], vec![], vec![]);
+    let (mut t_ns, mut t_al) = (vec![], vec![]);
     for _ in 0..rounds {
         let (ns, al) = known_host(5_000_000);
         k_ns.push(ns);
         k_al.push(al);
+        let (ns, al) = hosts_in_turn(&hosts[..100], 1_000_000);
+        t_ns.push(ns);
+        t_al.push(al);
         let (ns, al) = new_hosts(&hosts);
         n_ns.push(ns);
         n_al.push(al);
@@ -86,6 +106,11 @@ fn main() {
     println!(
         "  known host: {kn:7.1} ns/request, {:.3} allocations/request",
         median(&mut k_al)
+    );
+    println!(
+        "  100 hosts in turn: {:7.1} ns/request, {:.3} allocations/request",
+        median(&mut t_ns),
+        median(&mut t_al)
     );
     println!(
         "  new host:   {nn:7.1} ns/request, {:.3} allocations/request",

@@ -19,7 +19,11 @@
 //! Then lighttpd's CPU time per request (utime + stime from /proc, no
 //! valgrind), with and without the module, interleaved over rounds.
 //!   cargo bench --bench instructions       (make bench runs all benchmarks)
-//! BENCH_N1 (2000), BENCH_N2 (12000), BENCH_ROUNDS (5) tune the run.
+//! BENCH_N1 (2000), BENCH_N2 (12000), BENCH_ROUNDS (5) tune the run;
+//! BENCH_LOADS=1,100,10000,new,h2 picks loads (all by default);
+//! BENCH_IDLE_THREAD=1 adds the idle-thread control (lighttpd's process has
+//! had no thread of the module's since the flusher became a process);
+//! BENCH_CPU_REQUESTS=0 skips the CPU-time rounds.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -264,14 +268,22 @@ fn main() {
     if let Some(so) = std::env::var_os("BENCH_BASELINE_SO") {
         variants.push(Variant::Baseline(PathBuf::from(so)));
     }
-    variants.push(Variant::IdleThread);
-    let loads = [
-        Load::KeepAlive { hosts: 1 },
-        Load::KeepAlive { hosts: 100 },
-        Load::KeepAlive { hosts: 10_000 },
-        Load::NewConnection,
-        Load::Http2,
+    if std::env::var_os("BENCH_IDLE_THREAD").is_some() {
+        variants.push(Variant::IdleThread);
+    }
+    let all_loads = [
+        ("1", Load::KeepAlive { hosts: 1 }),
+        ("100", Load::KeepAlive { hosts: 100 }),
+        ("10000", Load::KeepAlive { hosts: 10_000 }),
+        ("new", Load::NewConnection),
+        ("h2", Load::Http2),
     ];
+    let chosen = std::env::var("BENCH_LOADS").unwrap_or_default();
+    let loads: Vec<Load> = all_loads
+        .iter()
+        .filter(|(name, _)| chosen.is_empty() || chosen.split(',').any(|c| c == *name))
+        .map(|&(_, load)| load)
+        .collect();
     println!(
         "instructions per request, (I({n2}) - I({n1})) / {}, callgrind:",
         n2 - n1
@@ -299,6 +311,9 @@ fn main() {
     }
 
     let n = env_num("BENCH_CPU_REQUESTS", 30_000);
+    if n == 0 {
+        return;
+    }
     let (mut without, mut with) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         without.push(cpu_per_request(&Variant::Without, n, &idle_thread));

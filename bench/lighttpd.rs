@@ -5,7 +5,8 @@
 //! interleaved (A B C D, A B C D, ...) and medians compared, because this
 //! machine is shared and noisy.
 //!   cargo bench --bench lighttpd          (make bench runs all benchmarks)
-//! BENCH_ROUNDS (default 5) and BENCH_SECONDS (default 5) tune the run.
+//! BENCH_ROUNDS (default 5) and BENCH_SECONDS (default 5) tune the run;
+//! BENCH_ONLY=throughput, isolation or memory runs one part.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -254,8 +255,16 @@ fn memory(db: &MariaDb) {
 fn main() {
     let rounds = env_num("BENCH_ROUNDS", 5);
     let secs = env_num("BENCH_SECONDS", 5);
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let part = |name: &str| only.is_empty() || only == name;
     let db = MariaDb::start();
-    throughput(&db, rounds, secs);
-    isolation(rounds, secs);
-    memory(&db);
+    if part("throughput") {
+        throughput(&db, rounds, secs);
+    }
+    if part("isolation") {
+        isolation(rounds, secs);
+    }
+    if part("memory") {
+        memory(&db);
+    }
 }
