@@ -57,7 +57,7 @@ fn main() {
     config_text.push_str(&format!(
         "\n#ifndef LIGHTTPD_VERSION_ID\n#define LIGHTTPD_VERSION_ID {version_id:#x}\n#endif\n"
     ));
-    fs::write(cfg_dir.join("config.h"), config_text).unwrap();
+    write_if_changed(&cfg_dir.join("config.h"), &config_text);
 
     let headers_dir = manifest_dir.join("lighttpd-headers");
     let include_dirs = [cfg_dir.clone(), headers_dir.clone(), src.clone()];
@@ -143,6 +143,15 @@ fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
     let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
     let t = (parts.next()??, parts.next()??, parts.next()??);
     parts.next().is_none().then_some(t)
+}
+
+/// Writes `text` unless the file holds it already: bindgen tells cargo to
+/// watch every header it read, this generated config.h included, and a
+/// file rewritten on every run made every build rebuild the crate.
+fn write_if_changed(path: &Path, text: &str) {
+    if fs::read_to_string(path).ok().as_deref() != Some(text) {
+        fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    }
 }
 
 fn config_h(manifest_dir: &Path, tree: &Path) -> PathBuf {
@@ -273,15 +282,14 @@ fn compile_shim(headers_dir: &Path, include_dirs: &[PathBuf]) {
 /// headers are not the installed lighttpd's. (No version cfgs: bindgen and
 /// the shim follow the headers, and no code depends on the release yet.)
 fn emit_version(out_dir: &Path, version: &str, version_id: u32) {
-    fs::write(
-        out_dir.join("lighttpd_version.rs"),
-        format!(
+    write_if_changed(
+        &out_dir.join("lighttpd_version.rs"),
+        &format!(
             "/// What lighttpd compares with `plugin.version` before loading us\n\
              /// (lighttpd {version}).\n\
              pub const LIGHTTPD_VERSION_ID: usize = {version_id:#x};\n"
         ),
-    )
-    .unwrap();
+    );
     if let Some(installed) = installed_lighttpd_version() {
         if installed != version {
             println!(

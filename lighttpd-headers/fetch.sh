@@ -26,6 +26,14 @@ want=${1:-}
 
 die() { echo "fetch.sh: $*" >&2; exit 1; }
 
+# Points upstream/current at lighttpd-$upstream_ver, touching the link only
+# when it points elsewhere: build.rs watches it, and a re-created link makes
+# cargo rebuild the crate on every make target.
+link_current() {
+    [ "$(readlink "$dest_root/current" 2>/dev/null)" = "lighttpd-$upstream_ver" ] ||
+        ln -sfn "lighttpd-$upstream_ver" "$dest_root/current"
+}
+
 if [ -z "$want" ]; then
     command -v lighttpd >/dev/null 2>&1 || die "lighttpd is not installed; give a version: $0 1.4.69"
     want=$(lighttpd -v 2>&1 | sed -n 's|^lighttpd/\([0-9][0-9.]*\).*|\1|p' | head -n1)
@@ -34,7 +42,7 @@ fi
 upstream_ver=${want%%-*}
 
 if [ -f "$dest_root/lighttpd-$upstream_ver/src/plugin.h" ] && [ -f "$dest_root/lighttpd-$upstream_ver/configure.ac" ]; then
-    ln -sfn "lighttpd-$upstream_ver" "$dest_root/current"
+    link_current
     echo "fetch.sh: lighttpd $upstream_ver headers already in $dest_root/lighttpd-$upstream_ver"
     exit 0
 fi
@@ -131,5 +139,5 @@ cp "$work/tree/configure.ac" "$out/"
 cp "$work/tree/src/"*.h "$out/src/"
 [ -f "$work/tree/src/meson.build" ] && cp "$work/tree/src/meson.build" "$out/src/"
 echo "$deb_ver" >"$out/DEBIAN_VERSION"
-ln -sfn "lighttpd-$upstream_ver" "$dest_root/current"
+link_current
 echo "fetch.sh: lighttpd $deb_ver headers in $out"
