@@ -22,6 +22,16 @@ work=$(mktemp -d /tmp/bw_counter-demo.XXXXXX)
 mariadb_pid=""
 lighttpd_pid=""
 cleanup() {
+    local rc=$?
+    if [ "$rc" != 0 ]; then
+        # The logs are about to go with $work: show why it failed first.
+        for f in install-db.log mariadb.err error.log; do
+            if [ -s "$work/$f" ]; then
+                echo "demo: failed; the last lines of $f:" >&2
+                tail -n 25 "$work/$f" | sed 's/^/   /' >&2
+            fi
+        done
+    fi
     [ -n "$lighttpd_pid" ] && kill "$lighttpd_pid" 2>/dev/null && wait "$lighttpd_pid" 2>/dev/null || true
     if [ -n "$mariadb_pid" ]; then
         kill "$mariadb_pid" 2>/dev/null || true
@@ -38,13 +48,17 @@ fi
 
 echo "== private MariaDB in $work/mariadb (unix socket only)"
 sock="$work/mariadb.sock"
+# --skip-name-resolve: the machine's host name need not resolve (a
+# container without /etc/hosts entries).
 "$INSTALL_DB" --no-defaults --datadir="$work/mariadb" --auth-root-authentication-method=normal \
-    --skip-test-db --user=root >"$work/install-db.log" 2>&1
+    --skip-test-db --skip-name-resolve --user=root >"$work/install-db.log" 2>&1
 "$MARIADBD" --no-defaults --datadir="$work/mariadb" --socket="$sock" --skip-networking \
     --user=root --innodb-buffer-pool-size=16M --log-error="$work/mariadb.err" \
     --pid-file="$work/mariadb.pid" >/dev/null 2>&1 &
 mariadb_pid=$!
-for _ in $(seq 100); do "$MARIADB" -S "$sock" -uroot -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.2; done
+up=""
+for _ in $(seq 100); do "$MARIADB" -S "$sock" -uroot -e 'SELECT 1' >/dev/null 2>&1 && { up=1; break; }; sleep 0.2; done
+[ -n "$up" ] || { echo "demo: the private MariaDB did not start" >&2; exit 1; }
 "$MARIADB" -S "$sock" -uroot <"$top/examples/schema.sql"
 "$MARIADB" -S "$sock" -uroot <"$top/examples/grants.sql"
 echo "   created bw_counter.bandwidth and user bw_counter (examples/schema.sql, grants.sql)"

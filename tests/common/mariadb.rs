@@ -50,6 +50,8 @@ impl MariaDb {
                 "--no-defaults",
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
+                // The machine's host name need not resolve.
+                "--skip-name-resolve",
             ])
             .arg(format!("--datadir={}", datadir.display()))
             .arg("--user=root")
