@@ -1,21 +1,33 @@
 -- mod_bw_counter: example reports on the counter table.
+--   mariadb bw_counter < examples/report.sql       (or paste one query)
 -- Several lighttpd processes (or servers) may add to the same rows; every
--- row is a total, so plain SUMs are right.
+-- row is a total, so plain SUMs are right. `in` and `out` are bytes.
 
--- Traffic per virtual host this month, in GiB, biggest first.
+-- Traffic per virtual host this month, biggest first: exact bytes, and the
+-- total in the unit that suits it (B, KiB, MiB, GiB, TiB).
 SELECT vhost,
-       ROUND(SUM(`in`)  / POW(1024, 3), 3) AS gib_in,
-       ROUND(SUM(`out`) / POW(1024, 3), 3) AS gib_out,
-       ROUND(SUM(`in` + `out`) / POW(1024, 3), 3) AS gib_total
+       SUM(`in`) AS bytes_in,
+       SUM(`out`) AS bytes_out,
+       CASE
+         WHEN SUM(`in` + `out`) < 1024 THEN CONCAT(SUM(`in` + `out`), ' B')
+         ELSE CONCAT(
+           ROUND(SUM(`in` + `out`) / POW(1024, LEAST(4, FLOOR(LOG(1024, SUM(`in` + `out`))))), 2),
+           ' ',
+           ELT(LEAST(4, FLOOR(LOG(1024, SUM(`in` + `out`)))), 'KiB', 'MiB', 'GiB', 'TiB'))
+       END AS total
 FROM bw_counter.bandwidth
 WHERE day >= DATE_FORMAT(CURDATE(), '%Y-%m-01')
 GROUP BY vhost
-ORDER BY gib_total DESC;
+ORDER BY SUM(`in` + `out`) DESC;
 
--- One host, day by day, last 30 days.
-SELECT day, `in`, `out`
+-- The busiest host of the last 30 days, day by day (replace the subquery
+-- with a name, e.g. vhost = 'www.example.org', for another host).
+SELECT day, vhost, `in`, `out`
 FROM bw_counter.bandwidth
-WHERE vhost = 'www.example.org' AND day >= CURDATE() - INTERVAL 30 DAY
+WHERE vhost = (SELECT vhost FROM bw_counter.bandwidth
+               WHERE day >= CURDATE() - INTERVAL 30 DAY
+               GROUP BY vhost ORDER BY SUM(`in` + `out`) DESC LIMIT 1)
+  AND day >= CURDATE() - INTERVAL 30 DAY
 ORDER BY day;
 
 -- Whole server per day.
