@@ -5,6 +5,9 @@
 #                  print the table, clean up
 #   make test      install what is missing, check formatting and lints, run
 #                  all unit and integration tests (real lighttpd, real MariaDB)
+#                  against the installed lighttpd and each of RELEASES
+#   make test-releases
+#                  only the integration tests against each of RELEASES
 #   make build     the module: target/release/libmod_bw_counter.so
 #   make install   install it as mod_bw_counter.so next to lighttpd's modules
 #                  (MODULES_DIR=... to choose the directory)
@@ -37,12 +40,20 @@ APT_PACKAGES_BENCH := wrk rrdtool valgrind
 # What the automake proof needs on top (lighttpd's own build).
 APT_PACKAGES_AUTOMAKE := autoconf automake libtool pkg-config make gcc \
 	libpcre2-dev zlib1g-dev
+# What building other lighttpd releases needs on top (their TLS module).
+APT_PACKAGES_RELEASES := $(APT_PACKAGES_AUTOMAKE) libssl-dev
+
+# The other lighttpd releases make test runs the integration suite against,
+# as Debian version:suite of the source package (Debian 13's, and sid's,
+# the newest upstream release); the installed one (Debian 12's 1.4.69)
+# is tested first.
+RELEASES ?= 1.4.79-2:trixie 1.4.85-1:sid
 
 # Where the installed lighttpd keeps its modules.
 MODULES_DIR ?= $(shell for d in /usr/lib/lighttpd /usr/lib64/lighttpd /usr/local/lib/lighttpd; do \
 	[ -f $$d/mod_accesslog.so ] && { echo $$d; break; }; done)
 
-.PHONY: all deps deps-demo deps-test deps-automake deps-bench headers build install test lint demo automake-proof fuzz bench clean
+.PHONY: all deps deps-demo deps-test deps-automake deps-releases deps-bench headers build install test test-releases lint demo automake-proof fuzz bench clean
 
 all: build
 
@@ -58,6 +69,9 @@ deps-test:
 
 deps-automake:
 	@$(call apt_install,$(APT_PACKAGES_AUTOMAKE))
+
+deps-releases:
+	@$(call apt_install,$(APT_PACKAGES_RELEASES))
 
 deps-bench:
 	@$(call apt_install,$(APT_PACKAGES_BENCH))
@@ -102,6 +116,15 @@ test: deps deps-test headers lint
 	$(CARGO) build --release
 	$(CARGO) test --release
 	$(MAKE) automake-proof
+	$(MAKE) test-releases
+
+# The integration suite against each of RELEASES, built from Debian's source
+# package under lighttpd-headers/upstream/release-*/ (cached there), with
+# the module built against each tree (lighttpd-headers/test-release.sh).
+test-releases: deps deps-test deps-releases
+	@for r in $(RELEASES); do \
+	  lighttpd-headers/test-release.sh "$${r%%:*}" "$${r##*:}" || exit 1; \
+	done
 
 demo: build deps-demo
 	examples/demo.sh $(SO)

@@ -25,8 +25,12 @@ pub fn module_path() -> PathBuf {
 }
 
 /// The module built with `--features panic-test` into its own target
-/// directory, `target/panic-test` (see the Makefile).
+/// directory, `target/panic-test` (see the Makefile); BWC_PANIC_TEST_MODULE
+/// overrides it.
 pub fn panic_test_module_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("BWC_PANIC_TEST_MODULE") {
+        return PathBuf::from(p);
+    }
     let profile_dir = profile_dir();
     let target = profile_dir.parent().expect("target/");
     let so = target
@@ -61,7 +65,12 @@ fn built_module(so: &Path, build_flags: &str) -> PathBuf {
     let newest = newest_mtime(&[
         top.join("src"),
         top.join("build.rs"),
-        top.join("lighttpd-headers"),
+        // What build.rs compiles from lighttpd-headers/ (its scripts do
+        // not change the module).
+        top.join("lighttpd-headers/wrapper.h"),
+        top.join("lighttpd-headers/shim.h"),
+        top.join("lighttpd-headers/shim.c"),
+        top.join("lighttpd-headers/debian-config.h"),
         top.join("Cargo.toml"),
         top.join("tls-roots"),
     ]);
@@ -93,6 +102,14 @@ fn newest_mtime(paths: &[PathBuf]) -> std::time::SystemTime {
         }
     }
     newest
+}
+
+/// The lighttpd to run: BWC_LIGHTTPD (another release, see
+/// lighttpd-headers/test-release.sh), else the installed one.
+pub fn lighttpd_program() -> PathBuf {
+    std::env::var_os("BWC_LIGHTTPD")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| program("lighttpd"))
 }
 
 /// Where the installed lighttpd keeps its modules (mod_accesslog.so).
@@ -271,10 +288,10 @@ impl Lighttpd {
             .open(&self.stderr_log)
             .unwrap();
         let mut cmd = match self.wrapper.split_first() {
-            None => Command::new(program("lighttpd")),
+            None => Command::new(lighttpd_program()),
             Some((wrapper, args)) => {
                 let mut cmd = Command::new(program(wrapper));
-                cmd.args(args).arg(program("lighttpd"));
+                cmd.args(args).arg(lighttpd_program());
                 cmd
             }
         };
