@@ -64,7 +64,7 @@ fn main() {
 
     generate_bindings(&headers_dir, &include_dirs, &out_dir);
     compile_shim(&headers_dir, &include_dirs);
-    emit_version(&out_dir, &version, version_id);
+    emit_version(&out_dir, &version, version_id, &config_text);
 }
 
 /// The lighttpd source tree: `$LIGHTTPD_SRC`, else what fetch.sh fetched.
@@ -281,13 +281,27 @@ fn compile_shim(headers_dir: &Path, include_dirs: &[PathBuf]) {
 /// The plugin version id for `plugin.version`, and a warning when the
 /// headers are not the installed lighttpd's. (No version cfgs: bindgen and
 /// the shim follow the headers, and no code depends on the release yet.)
-fn emit_version(out_dir: &Path, version: &str, version_id: u32) {
+fn emit_version(out_dir: &Path, version: &str, version_id: u32, config_h: &str) {
+    // What the layouts bindgen saw depend on beyond the release, recorded
+    // for the check at load (src/lighttpd/build_check.rs).
+    let defined = |name: &str| {
+        config_h.lines().any(|l| {
+            let mut words = l.split_whitespace();
+            words.next() == Some("#define") && words.next() == Some(name)
+        })
+    };
     write_if_changed(
         &out_dir.join("lighttpd_version.rs"),
         &format!(
             "/// What lighttpd compares with `plugin.version` before loading us\n\
              /// (lighttpd {version}).\n\
-             pub const LIGHTTPD_VERSION_ID: usize = {version_id:#x};\n"
+             pub const LIGHTTPD_VERSION_ID: usize = {version_id:#x};\n\
+             /// Whether the config.h of the bindings defined HAVE_PCRE2_H.\n\
+             pub const BUILT_WITH_PCRE2: bool = {};\n\
+             /// Whether it defined HAVE_PCRE_H (PCRE 1, before 1.4.68).\n\
+             pub const BUILT_WITH_PCRE: bool = {};\n",
+            defined("HAVE_PCRE2_H"),
+            defined("HAVE_PCRE_H"),
         ),
     );
     if let Some(installed) = installed_lighttpd_version() {

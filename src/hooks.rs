@@ -32,6 +32,11 @@ pub unsafe extern "C" fn set_defaults(srv: *mut ffi::server, p_d: *mut c_void) -
     // SAFETY: srv is lighttpd's live server (invariant 3).
     let log = unsafe { ErrorLog::of_server(srv) };
     guarded("set_defaults", log, ffi::HANDLER_ERROR, || {
+        // Before any read of a structure whose layout the check is about.
+        if let Err(line) = lighttpd::build_check::check() {
+            log.write(&line);
+            return ffi::HANDLER_ERROR;
+        }
         // SAFETY: srv and p_d are what lighttpd passes to set_defaults, after
         // it read the configuration (invariants 2 and 3).
         let input = unsafe { lighttpd::read_config(srv, p_d) };

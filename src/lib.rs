@@ -16,6 +16,7 @@
 //!   totals, the host key rule, local dates, the cap on hosts per day, and
 //!   the table that numbers a day's hosts.
 //! - `instance`: the module in one lighttpd process: start, report, stop.
+//! - `layout`: whether a running lighttpd has the layouts the bindings assumed.
 //! - `process`, `wire`: the flusher process lighttpd's process forks, and
 //!   what the two say to each other over their socket pair.
 //! - `config`: the `bw_counter.*` options, validated into a typed `Config`.
@@ -36,6 +37,7 @@ mod fnv;
 pub mod hostkey;
 pub mod hosts;
 pub mod instance;
+pub mod layout;
 pub mod log;
 pub mod process;
 pub mod request;

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::http;
-use common::lighttpd::{Lighttpd, Setup};
+use common::lighttpd::{self as rig, Lighttpd, Setup};
 use common::mariadb::{MariaDb, DATABASE, PASSWORD, TABLE, USER};
 use common::oracle;
 
@@ -29,6 +29,74 @@ fn options_without(key: &str) -> String {
         .filter(|l| !l.starts_with(key))
         .map(|l| format!("{l}\n"))
         .collect()
+}
+
+/// Issue #11: the suite runs against the lighttpd and the module build it
+/// was pointed at (lighttpd-headers/test-release.sh sets BWC_LIGHTTPD,
+/// BWC_MODULE and BWC_EXPECT_LIGHTTPD_VERSION): the running process is
+/// that binary, of that release, and the mod_bw_counter.so it mapped has
+/// the bytes of that build.
+#[test]
+fn the_lighttpd_and_module_under_test_are_the_ones_asked_for() {
+    let l = Lighttpd::start(&Setup::new(valid_options()));
+    let exe = std::fs::read_link(format!("/proc/{}/exe", l.pid())).unwrap();
+    assert_eq!(
+        exe,
+        std::fs::canonicalize(rig::lighttpd_program()).unwrap(),
+        "the lighttpd running"
+    );
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", l.pid())).unwrap();
+    let mapped = maps
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .find(|path| path.ends_with("/mod_bw_counter.so"))
+        .expect("lighttpd mapped mod_bw_counter.so");
+    assert!(
+        std::fs::read(mapped).unwrap() == std::fs::read(rig::module_path()).unwrap(),
+        "{mapped} is not {}",
+        rig::module_path().display()
+    );
+    if let Ok(version) = std::env::var("BWC_EXPECT_LIGHTTPD_VERSION") {
+        let out = std::process::Command::new(rig::lighttpd_program())
+            .arg("-v")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            said.starts_with(&format!("lighttpd/{version} ")),
+            "expected lighttpd {version}: {said}"
+        );
+    }
+}
+
+/// Issue #11: a module whose bindings assumed another kind of lighttpd
+/// build (with or without PCRE, which changes the layout of structures it
+/// reads) refuses to load, naming both and what to do, before it reads
+/// any of them. Shown with the test build's switch that flips what the
+/// bindings assumed (the same code path as a real mismatch).
+#[test]
+fn a_module_built_for_another_pcre_configuration_refuses_to_load() {
+    let mut s = Setup::new(valid_options());
+    s.module_so = Some(rig::panic_test_module_path());
+    s.env = vec![("BWC_TEST_ASSUME_OTHER_PCRE".into(), "1".into())];
+    let refused = match Lighttpd::try_start(&s) {
+        Ok(_) => panic!("lighttpd started with a module built for another configuration"),
+        Err(refused) => refused,
+    };
+    assert!(!refused.status.success());
+    assert!(
+        refused
+            .output
+            .contains("this mod_bw_counter.so was built for a lighttpd configured ")
+            && refused.output.contains("so the module refuses to load")
+            && refused.output.contains("LIGHTTPD_SRC"),
+        "{}",
+        refused.output
+    );
+    // And without the switch, the same build loads.
+    let mut s = Setup::new(valid_options());
+    s.module_so = Some(rig::panic_test_module_path());
+    Lighttpd::start(&s);
 }
 
 #[test]

@@ -14,6 +14,7 @@
 //! 4. **`r`** is a live request for the whole call; the buffers it points
 //!    to (`uri.authority`, `server_name`) live at least as long.
 
+pub mod build_check;
 mod error_log;
 mod options;
 mod request;
