@@ -11,6 +11,8 @@
 #   make build     the module: target/release/libmod_bw_counter.so
 #   make install   install it as mod_bw_counter.so next to lighttpd's modules
 #                  (MODULES_DIR=... to choose the directory)
+#   make deb       the Debian package lighttpd-mod-bw-counter, into
+#                  target/debian/ (prints its path)
 #   make automake-proof
 #                  build lighttpd's own source tree with Makefile.am.snippet
 #                  applied, and load the module it built into that lighttpd
@@ -53,7 +55,7 @@ RELEASES ?= 1.4.79-2:trixie 1.4.85-1:sid
 MODULES_DIR ?= $(shell for d in /usr/lib/lighttpd /usr/lib64/lighttpd /usr/local/lib/lighttpd; do \
 	[ -f $$d/mod_accesslog.so ] && { echo $$d; break; }; done)
 
-.PHONY: all deps deps-demo deps-test deps-automake deps-releases deps-bench headers build install test test-releases lint demo automake-proof fuzz bench clean
+.PHONY: deb all deps deps-demo deps-test deps-automake deps-releases deps-bench headers build install test test-releases lint demo automake-proof fuzz bench clean
 
 all: build
 
@@ -125,6 +127,12 @@ test-releases: deps deps-test deps-releases
 	@for r in $(RELEASES); do \
 	  lighttpd-headers/test-release.sh "$${r%%:*}" "$${r##*:}" || exit 1; \
 	done
+
+# A package like Debian's own lighttpd-mod-* (conf-available snippet for
+# lighty-enable-mod, spool directory, Depends on the lighttpd release the
+# module was built for): packaging/debian/build-deb.sh.
+deb: build
+	@packaging/debian/build-deb.sh $(SO)
 
 demo: build deps-demo
 	examples/demo.sh $(SO)

@@ -323,6 +323,72 @@ pub(super) mod tests {
         v
     }
 
+    /// The Debian package's conffile lists every option, commented out
+    /// with its default: each one this module knows, and uncommenting
+    /// those that have a default changes nothing.
+    #[test]
+    fn the_packages_conffile_shows_every_option_with_its_default() {
+        let text = include_str!("../../packaging/debian/20-bw-counter.conf");
+        let shown: Vec<(KeyId, RawValue)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix('#'))
+            .filter_map(|l| l.split_once(" = "))
+            .filter_map(|(name, value)| {
+                let key = crate::config::keys::KEYS
+                    .iter()
+                    .find(|k| k.name.to_str() == Ok(name))?;
+                let value = match value.strip_prefix('"') {
+                    Some(v) => s(v.strip_suffix('"').expect("closing quote")),
+                    None => RawValue::Int(value.parse().expect("a number")),
+                };
+                Some((key.id, value))
+            })
+            .collect();
+        let mut names: Vec<&str> = shown.iter().map(|(k, _)| k.name()).collect();
+        names.sort_unstable();
+        let mut known: Vec<&str> = crate::config::keys::KEYS
+            .iter()
+            .map(|k| k.id.name())
+            .collect();
+        known.sort_unstable();
+        assert_eq!(names, known, "each option once");
+        // Required, and options whose absence is the default (no value).
+        let required = [KeyId::MysqlDb, KeyId::MysqlTable, KeyId::MysqlUser];
+        let without_default = [
+            KeyId::MysqlPassword,
+            KeyId::MysqlPasswordFile,
+            KeyId::SpoolFile,
+            KeyId::MysqlSslCa,
+        ];
+        let pick = |ids: &[KeyId]| -> Vec<(KeyId, RawValue)> {
+            shown
+                .iter()
+                .filter(|(k, _)| ids.contains(k))
+                .cloned()
+                .collect()
+        };
+        let defaults = parse_values(pick(&required)).unwrap();
+        let with_defaulted: Vec<KeyId> = crate::config::keys::KEYS
+            .iter()
+            .map(|k| k.id)
+            .filter(|k| !without_default.contains(k))
+            .collect();
+        let written_out = parse_values(pick(&with_defaulted)).unwrap();
+        assert!(
+            written_out == defaults,
+            "a commented value is not the default"
+        );
+        // Each no-default example is a valid value too.
+        for id in without_default {
+            let mut v = pick(&required);
+            v.extend(pick(&[id]));
+            if id == KeyId::MysqlSslCa {
+                v.push((KeyId::MysqlSsl, s("verify_ca")));
+            }
+            parse_values(v).unwrap_or_else(|e| panic!("{id:?}: {:?}", e.len()));
+        }
+    }
+
     #[test]
     fn minimal_config_gets_defaults() {
         let c = parse_values(minimal()).unwrap();
