@@ -48,10 +48,11 @@ fi
 
 echo "== private MariaDB in $work/mariadb (unix socket only)"
 sock="$work/mariadb.sock"
-# --skip-name-resolve: the machine's host name need not resolve (a
-# container without /etc/hosts entries).
+# The machine's host name need not resolve (a container or chroot without
+# /etc/hosts): --force skips mariadb-install-db's resolveip check, which
+# --skip-name-resolve alone does not, and grant entries use addresses.
 "$INSTALL_DB" --no-defaults --datadir="$work/mariadb" --auth-root-authentication-method=normal \
-    --skip-test-db --skip-name-resolve --user=root >"$work/install-db.log" 2>&1
+    --skip-test-db --skip-name-resolve --force --user=root >"$work/install-db.log" 2>&1
 "$MARIADBD" --no-defaults --datadir="$work/mariadb" --socket="$sock" --skip-networking \
     --user=root --innodb-buffer-pool-size=16M --log-error="$work/mariadb.err" \
     --pid-file="$work/mariadb.pid" >/dev/null 2>&1 &

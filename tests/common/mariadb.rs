@@ -50,8 +50,10 @@ impl MariaDb {
                 "--no-defaults",
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
-                // The machine's host name need not resolve.
+                // The machine's host name need not resolve: --force skips
+                // the resolveip check (--skip-name-resolve alone does not).
                 "--skip-name-resolve",
+                "--force",
             ])
             .arg(format!("--datadir={}", datadir.display()))
             .arg("--user=root")
