@@ -125,7 +125,7 @@ test: deps deps-test headers lint
 # the module built against each tree (lighttpd-headers/test-release.sh).
 test-releases: deps deps-test deps-releases
 	@for r in $(RELEASES); do \
-	  lighttpd-headers/test-release.sh "$${r%%:*}" "$${r##*:}" || exit 1; \
+	  CARGO="$(CARGO)" lighttpd-headers/test-release.sh "$${r%%:*}" "$${r##*:}" || exit 1; \
 	done
 
 # A package like Debian's own lighttpd-mod-* (conf-available snippet for

@@ -54,8 +54,14 @@ rm -rf "$root"
 apt="$root/apt"
 mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$root/download"
 echo "deb-src [signed-by=$keyring] $origin $suite main" >"$apt/sources.list"
+# Check-Valid-Until off for this private, source-only index: the version is
+# exact and its files' hashes come from the signed Sources index, so a stale
+# index can only lack it, never swap it; and sid's Release is valid for a
+# week only, which a snapshot mirror or a machine with an odd clock (seen on
+# a freshly bootstrapped machine here) outlives.
 opts=(-o "Dir::Etc::SourceList=$apt/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
-      -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o "APT::Sandbox::User=root")
+      -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o "APT::Sandbox::User=root"
+      -o "Acquire::Check-Valid-Until=false")
 echo "build-release.sh: lighttpd $debver from $origin $suite (keyring $keyring)"
 apt-get "${opts[@]}" -qq update
 (cd "$root/download" && apt-get "${opts[@]}" -qq source --download-only "lighttpd=$debver") ||

@@ -21,6 +21,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 rel="$top/lighttpd-headers/upstream/release-$upstream"
 target="$top/target/releases"
 CARGO=${CARGO:-cargo}
+# (./setup puts a rustup toolchain on PATH; make passes CARGO.)
 
 "$top/lighttpd-headers/build-release.sh" "$debver" "$suite"
 
