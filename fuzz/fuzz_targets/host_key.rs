@@ -1,5 +1,7 @@
 //! Host headers are chosen by clients: whatever lighttpd lets through, the
-//! key is printable ASCII, fits the column, and is the same every time.
+//! key is printable ASCII, fits the column, and is the same every time; and
+//! the key of the authority alone (what the day's host table remembers an
+//! authority by) is that key whenever it does not come from server_name.
 #![no_main]
 
 #[path = "../../src/fnv.rs"]
@@ -21,4 +23,8 @@ fuzz_target!(|data: &[u8]| {
     assert!(!key.bytes().any(|b| b.is_ascii_uppercase()) || key.contains("\\x"), "{key:?}");
     let again = hostkey::KeyMaker::new().key(authority, server_name).to_string();
     assert_eq!(key, again);
+    match km.authority_key(authority) {
+        Some(alone) => assert_eq!(alone, key, "{authority:?}"),
+        None => assert_eq!(key, hostkey::KeyMaker::new().key(b"", server_name)),
+    }
 });
