@@ -279,14 +279,9 @@ pub(crate) mod tests {
     /// 2026-11-28 23:59:59 UTC.
     pub const LAST_SECOND: i64 = 1_795_910_399;
 
-    #[test]
-    fn requests_land_on_the_day_they_finished() {
-        let mut t = Tally::with_zone(Utc, 10);
-        t.count(req("a.example:80", 100, 1000, LAST_SECOND));
-        t.count(req("a.example", 1, 10, LAST_SECOND + 1));
-        t.count(req("", 5, 5, LAST_SECOND + 1));
-        let rows = t.take().rows();
-        let shown: Vec<String> = rows
+    /// The rows of `c` as "host day in out", in (host, day) order.
+    fn shown(c: &Counters) -> Vec<String> {
+        c.rows()
             .iter()
             .map(|r| {
                 format!(
@@ -294,7 +289,16 @@ pub(crate) mod tests {
                     r.host, r.day, r.traffic.bytes_in, r.traffic.bytes_out
                 )
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn requests_land_on_the_day_they_finished() {
+        let mut t = Tally::with_zone(Utc, 10);
+        t.count(req("a.example:80", 100, 1000, LAST_SECOND));
+        t.count(req("a.example", 1, 10, LAST_SECOND + 1));
+        t.count(req("", 5, 5, LAST_SECOND + 1));
+        let shown = shown(&t.take());
         assert_eq!(
             shown,
             vec![
@@ -360,19 +364,8 @@ pub(crate) mod tests {
             t.count(req("", 8, 80, LAST_SECOND)); // no host: server.name's key
         }
         let taken = t.take();
-        // After a take the remembered row is gone with the counters.
+        // After a take, counting goes on into fresh counts.
         t.count(req("a.example", 100, 1000, LAST_SECOND + 1));
-        let shown = |c: &Counters| -> Vec<String> {
-            c.rows()
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{} {} {} {}",
-                        r.host, r.day, r.traffic.bytes_in, r.traffic.bytes_out
-                    )
-                })
-                .collect()
-        };
         assert_eq!(
             shown(&taken),
             vec![
@@ -401,18 +394,7 @@ pub(crate) mod tests {
     #[test]
     fn numbers_outlive_a_take_and_end_with_the_day() {
         let mut t = Tally::with_zone(Utc, 10);
-        let rows = |t: &mut Tally<Utc>| -> Vec<String> {
-            t.take()
-                .rows()
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{} {} {} {}",
-                        r.host, r.day, r.traffic.bytes_in, r.traffic.bytes_out
-                    )
-                })
-                .collect()
-        };
+        let rows = |t: &mut Tally<Utc>| shown(&t.take());
         t.count(req("a", 1, 2, LAST_SECOND));
         t.count(req("b", 3, 4, LAST_SECOND));
         t.count(req("b", 3, 4, LAST_SECOND)); // the remembered row
