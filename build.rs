@@ -242,6 +242,7 @@ fn generate_bindings(headers_dir: &Path, include_dirs: &[PathBuf], out_dir: &Pat
         .allowlist_type("data_integer")
         .allowlist_type("data_type_t")
         .allowlist_function("config_plugin_values_init")
+        .allowlist_function("config_check_cond")
         .allowlist_function("bwc_.*")
         .allowlist_var("log_epoch_secs")
         .allowlist_var("log_monotonic_secs")

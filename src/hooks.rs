@@ -40,7 +40,7 @@ pub unsafe extern "C" fn set_defaults(srv: *mut ffi::server, p_d: *mut c_void) -
         // SAFETY: srv and p_d are what lighttpd passes to set_defaults, after
         // it read the configuration (invariants 2 and 3).
         let input = unsafe { lighttpd::read_config(srv, p_d) };
-        let mut config = match config::parse(&input.found, &input.values) {
+        let mut config = match config::parse(&input.found, &input.values, &input.conditions) {
             Ok(c) if input.lighttpd_accepted => c,
             Ok(_) => return ffi::HANDLER_ERROR, // lighttpd logged why
             Err(errors) => {
@@ -201,12 +201,47 @@ unsafe fn on_request(
     let Some(instance) = pd.and_then(PluginData::instance) else {
         return ffi::HANDLER_GO_ON;
     };
+    if instance.counting_is_scoped() {
+        // SAFETY: as below.
+        return unsafe { count_scoped(name, r, instance, counted) };
+    }
     if instance.count_same_row(&counted) {
         return ffi::HANDLER_GO_ON;
     }
     // SAFETY: r is the hook's live request (invariant 4), and counted
     // borrows its buffers for this hook only.
     unsafe { count_guarded(name, r, instance, counted) }
+}
+
+/// A request when some scope sets `bw_counter.account` or `exclude`:
+/// lighttpd says which conditions match it (as for its own modules'
+/// per-request options), then it is counted accordingly.
+///
+/// # Safety
+/// `r` must be the non-null request lighttpd passed to the current hook.
+#[inline(never)]
+unsafe fn count_scoped(
+    name: &str,
+    r: *mut ffi::request_st,
+    instance: &mut Instance,
+    counted: Counted<'_>,
+) -> ffi::handler_t {
+    // SAFETY: r is the hook's live request (contract, invariant 4).
+    let log = unsafe { lighttpd::request_log(r) };
+    guarded(name, log, ffi::HANDLER_GO_ON, || {
+        let Some(scopes) = instance.scopes() else {
+            return ffi::HANDLER_GO_ON;
+        };
+        // SAFETY: as above.
+        let scope = unsafe { lighttpd::request_scope(r, scopes) };
+        if let Some(counted) = instance.count_in_scope(scope, counted) {
+            if !instance.count_same_row(&counted) {
+                // SAFETY: as above; counted borrows r's buffers.
+                unsafe { count_by_host(r, instance, counted) };
+            }
+        }
+        ffi::HANDLER_GO_ON
+    })
 }
 
 /// A request for another row than the previous one, inside the panic
@@ -225,17 +260,27 @@ unsafe fn count_guarded(
     // SAFETY: r is the hook's live request (contract, invariant 4).
     let log = unsafe { lighttpd::request_log(r) };
     guarded(name, log, ffi::HANDLER_GO_ON, || {
-        #[cfg(feature = "panic-test")]
-        panic_if_asked(counted.authority);
-        // Read only here: only a request without a host needs it.
-        // SAFETY: as above; the buffer outlives the hook.
-        let server_name = unsafe { lighttpd::server_name(r) };
-        instance.count_other_row(Counted {
-            server_name,
-            ..counted
-        });
+        // SAFETY: as above; counted borrows r's buffers.
+        unsafe { count_by_host(r, instance, counted) };
         ffi::HANDLER_GO_ON
     })
+}
+
+/// Counts a request by its host, after [`Instance::count_same_row`]
+/// returned false; inside the caller's panic guard.
+///
+/// # Safety
+/// `r` must be the non-null request lighttpd passed to the current hook.
+unsafe fn count_by_host(r: *mut ffi::request_st, instance: &mut Instance, counted: Counted<'_>) {
+    #[cfg(feature = "panic-test")]
+    panic_if_asked(counted.authority);
+    // Read only here: only a request without a host needs it.
+    // SAFETY: r is live (contract); the buffer outlives the hook.
+    let server_name = unsafe { lighttpd::server_name(r) };
+    instance.count_other_row(Counted {
+        server_name,
+        ..counted
+    });
 }
 
 /// Test builds only: a request for host "panic.test" panics in the hook.

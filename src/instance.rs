@@ -13,7 +13,7 @@
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use crate::config::{Config, DEFAULT_MAX_HOSTS};
+use crate::config::{Config, RequestScope, Scopes, DEFAULT_MAX_HOSTS};
 use crate::counters::Counters;
 use crate::day::{LocalZone, Zone};
 use crate::flush::set_aside_counts;
@@ -41,6 +41,9 @@ pub struct Instance<Z: Zone = LocalZone> {
     error_log: Option<RawFd>,
     /// When the flusher process was last started (monotonic), if it was.
     started_at: Option<i64>,
+    /// Whether any scope sets `bw_counter.account` or `exclude` (read on
+    /// every request, so kept apart from the configuration).
+    counting_is_scoped: bool,
 }
 
 impl Instance<LocalZone> {
@@ -64,13 +67,27 @@ impl<Z: Zone> Instance<Z> {
             last_report: 0,
             error_log: None,
             started_at: None,
+            counting_is_scoped: false,
         }
     }
 
     /// After `set_defaults` validated the options.
     pub fn configure(&mut self, config: Config) {
         self.tally.set_max_hosts(config.max_hosts);
+        self.tally.set_accounts(config.scopes.accounts());
+        self.counting_is_scoped = config.scopes.counting_is_scoped();
         self.config = Some(config);
+    }
+
+    /// Whether requests must have their scope resolved before counting.
+    #[inline(always)]
+    pub fn counting_is_scoped(&self) -> bool {
+        self.counting_is_scoped
+    }
+
+    /// The per-condition options (none before `configure`).
+    pub fn scopes(&self) -> Option<&Scopes> {
+        self.config.as_ref().map(|c| &c.scopes)
     }
 
     /// In each lighttpd process that serves requests (after any fork):
@@ -115,6 +132,26 @@ impl<Z: Zone> Instance<Z> {
     /// The request path: see [`Tally::count`].
     pub fn count(&mut self, request: Counted<'_>) {
         self.tally.count(request);
+    }
+
+    /// A request whose scope was resolved: not counted, counted under its
+    /// account, or counted by its host as usual. Returns the request back
+    /// when it is to be counted by its host.
+    pub fn count_in_scope<'a>(
+        &mut self,
+        scope: RequestScope,
+        request: Counted<'a>,
+    ) -> Option<Counted<'a>> {
+        if scope.exclude {
+            return None;
+        }
+        match scope.account {
+            Some(id) => {
+                self.tally.count_account(id, request.traffic, request.now);
+                None
+            }
+            None => Some(request),
+        }
     }
 
     /// The request path after [`Instance::count_same_row`] returned false:

@@ -25,7 +25,12 @@ pub struct Tally<Z: Zone = LocalZone> {
     admission: Admission,
     /// Counted since the last take, by host number, for the current day.
     today: Vec<Traffic>,
-    /// Whether `today` holds anything not yet taken.
+    /// Counted since the last take, by account number
+    /// (`bw_counter.account`), for the current day.
+    accounts_today: Vec<Traffic>,
+    /// Account names by number: rows of their own, outside `max_hosts`.
+    accounts: Vec<String>,
+    /// Whether `today` or `accounts_today` holds anything not yet taken.
     today_counted: bool,
     /// Counts for other days (a day that ended since the last take) and
     /// counts put back: rare, so kept by name.
@@ -51,6 +56,8 @@ impl<Z: Zone> Tally<Z> {
         Tally {
             admission: Admission::new(max_hosts),
             today: Vec::new(),
+            accounts_today: Vec::new(),
+            accounts: Vec::new(),
             today_counted: false,
             elsewhere: Counters::new(),
             last: None,
@@ -65,6 +72,29 @@ impl<Z: Zone> Tally<Z> {
     pub fn set_max_hosts(&mut self, max_hosts: usize) {
         self.close_day();
         self.admission = Admission::new(max_hosts);
+    }
+
+    /// The account names (`bw_counter.account`), by number, set before
+    /// the first request.
+    pub fn set_accounts(&mut self, accounts: &[String]) {
+        self.close_day();
+        self.accounts = accounts.to_vec();
+        self.accounts_today = vec![Traffic::default(); accounts.len()];
+    }
+
+    /// Adds a request whose scope counts it under account number `id`
+    /// (known from the configuration: no key rule, no lookup, and no
+    /// place under `max_hosts`).
+    pub fn count_account(&mut self, id: u32, traffic: Traffic, now: i64) {
+        let day = self.calendar.day(now);
+        if self.admission.day() != Some(day) {
+            self.close_day();
+            self.admission.start_day(Some(day));
+        }
+        if let Some(t) = self.accounts_today.get_mut(id as usize) {
+            *t += traffic;
+            self.today_counted = true;
+        }
     }
 
     /// Reads the time zone once before the first request (`localtime_r`
@@ -188,6 +218,13 @@ impl<Z: Zone> Tally<Z> {
             let t = std::mem::take(t);
             if t != Traffic::default() {
                 self.elsewhere.add(self.admission.host(id as u32), day, t);
+            }
+        }
+        // An account named like a host key adds to the same row.
+        for (name, t) in self.accounts.iter().zip(&mut self.accounts_today) {
+            let t = std::mem::take(t);
+            if t != Traffic::default() {
+                self.elsewhere.add(name, day, t);
             }
         }
     }
@@ -432,5 +469,38 @@ pub(crate) mod tests {
                 bytes_out: 22
             }
         );
+    }
+
+    #[test]
+    fn accounts_are_rows_of_their_own_outside_the_cap_and_split_by_day() {
+        let mut t = Tally::with_zone(Utc, 1);
+        t.set_accounts(&["shop".to_string(), "b.example".to_string()]);
+        let traffic = |i, o| Traffic {
+            bytes_in: i,
+            bytes_out: o,
+        };
+        t.count(req("a.example", 1, 1, LAST_SECOND));
+        t.count_account(0, traffic(10, 100), LAST_SECOND);
+        // The cap (1 host) is full, yet an account still has its row; an
+        // account named like a host adds to that host's row.
+        t.count_account(1, traffic(20, 200), LAST_SECOND);
+        t.count(req("b.example", 2, 2, LAST_SECOND));
+        t.count_account(0, traffic(3, 30), LAST_SECOND + 1);
+        t.count(req("a.example", 4, 4, LAST_SECOND + 1));
+        assert!(!t.is_empty());
+        assert_eq!(
+            shown(&t.take()),
+            [
+                "_other 2026-11-28 2 2",
+                "a.example 2026-11-28 1 1",
+                "a.example 2026-11-29 4 4",
+                "b.example 2026-11-28 20 200",
+                "shop 2026-11-28 10 100",
+                "shop 2026-11-29 3 30",
+            ]
+        );
+        assert!(t.is_empty());
+        t.count_account(0, traffic(5, 50), LAST_SECOND + 2);
+        assert_eq!(shown(&t.take()), ["shop 2026-11-29 5 50"]);
     }
 }

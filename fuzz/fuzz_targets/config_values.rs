@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
         found.push(FoundKey { name: key.id.name().to_string(), condition });
         values.push((key.id, raw));
     }
-    if let Err(errors) = config::parse(&found, &values) {
+    if let Err(errors) = config::parse(&found, &values, &[]) {
         assert!(!errors.is_empty());
         for e in errors {
             let line = e.to_string();

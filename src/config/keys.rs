@@ -15,12 +15,23 @@ pub enum KeyType {
     Int,
 }
 
+/// Where an option may be set (maps to lighttpd's `T_CONFIG_SCOPE_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyScope {
+    /// Global scope only: one database link and one flush clock per process.
+    Server,
+    /// Also inside any lighttpd condition, resolved per request with
+    /// lighttpd's merge rules (a later matching condition wins).
+    Request,
+}
+
 /// One `bw_counter.*` option as declared to lighttpd.
 #[derive(Debug, Clone, Copy)]
 pub struct Key {
     pub id: KeyId,
     pub name: &'static CStr,
     pub ty: KeyType,
+    pub scope: KeyScope,
 }
 
 /// Names the options in code; [`KEYS`] gives each its text and type.
@@ -38,14 +49,34 @@ pub enum KeyId {
     SpoolFile,
     MysqlSsl,
     MysqlSslCa,
+    Account,
+    Exclude,
+    StatusUrl,
 }
 
 const fn key(id: KeyId, name: &'static CStr, ty: KeyType) -> Key {
-    Key { id, name, ty }
+    let scope = KeyScope::Server;
+    Key {
+        id,
+        name,
+        ty,
+        scope,
+    }
+}
+
+const fn per_request(id: KeyId, name: &'static CStr, ty: KeyType) -> Key {
+    let scope = KeyScope::Request;
+    Key {
+        id,
+        name,
+        ty,
+        scope,
+    }
 }
 
 /// Every option this module understands, in the order given to lighttpd.
-/// All are server-wide: one database link and one flush clock per process.
+/// The database and flush options are server-wide; the last three may be
+/// set per condition (`$HTTP["host"]`, `$HTTP["remoteip"]`, ...).
 #[rustfmt::skip]
 pub const KEYS: &[Key] = &[
     key(K::MysqlServer,       c"bw_counter.mysql_server",        Str),
@@ -60,6 +91,9 @@ pub const KEYS: &[Key] = &[
     key(K::SpoolFile,         c"bw_counter.spool_file",          Str),
     key(K::MysqlSsl,          c"bw_counter.mysql_ssl",           Str),
     key(K::MysqlSslCa,        c"bw_counter.mysql_ssl_ca",        Str),
+    per_request(K::Account,   c"bw_counter.account",             Str),
+    per_request(K::Exclude,   c"bw_counter.exclude",             Str),
+    per_request(K::StatusUrl, c"bw_counter.status_url",          Str),
 ];
 
 /// The prefix of every option of this module.

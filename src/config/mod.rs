@@ -10,6 +10,7 @@ mod errors;
 mod files;
 mod keys;
 mod parse;
+mod scopes;
 mod values;
 
 use std::fmt;
@@ -18,9 +19,11 @@ use std::time::Duration;
 
 pub use self::errors::ConfigError;
 pub use self::keys::{
-    display_int, key_by_index, key_by_name, FoundKey, Key, KeyId, KeyType, RawValue, KEYS, PREFIX,
+    display_int, key_by_index, key_by_name, FoundKey, Key, KeyId, KeyScope, KeyType, RawValue,
+    KEYS, PREFIX,
 };
 pub use self::parse::parse;
+pub use self::scopes::{AccountId, Condition, ConditionValues, RequestScope, Scopes};
 pub use self::values::{
     check_identifier, parse_server, parse_table, Server, TableName, DEFAULT_MYSQL_PORT,
     DEFAULT_MYSQL_SOCKET,
@@ -142,4 +145,6 @@ pub struct Config {
     pub max_hosts: usize,
     /// Where undeliverable counts wait for the next start (none: logged).
     pub spool_file: Option<PathBuf>,
+    /// `account`, `exclude` and `status_url`, per lighttpd condition.
+    pub scopes: Scopes,
 }

@@ -6,17 +6,23 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::errors::ConfigError;
-use super::keys::{key_by_name, FoundKey, KeyId, RawValue};
+use super::keys::{key_by_name, FoundKey, KeyId, KeyScope, RawValue};
+use super::scopes::{parse_scopes, ConditionValues};
 use super::values::{check_identifier, parse_server, parse_table, TableName};
 use super::{
     Config, DbConfig, Password, Tls, TlsMode, DEFAULT_MAX_HOSTS, DEFAULT_REPORT_INTERVAL,
     MAX_MAX_HOSTS, MAX_REPORT_INTERVAL,
 };
 
-/// Validates the options found in the global scope. `found` lists every
-/// `bw_counter.*` key in any scope (for the unknown-key and scope checks);
-/// `values` are the global-scope values, by key.
-pub fn parse(found: &[FoundKey], values: &[(KeyId, RawValue)]) -> Result<Config, Vec<ConfigError>> {
+/// Validates the options. `found` lists every `bw_counter.*` key in any
+/// scope (for the unknown-key and scope checks); `values` are the global
+/// scope's values, by key; `conditions` the values of every condition that
+/// sets a per-request option.
+pub fn parse(
+    found: &[FoundKey],
+    values: &[(KeyId, RawValue)],
+    conditions: &[ConditionValues],
+) -> Result<Config, Vec<ConfigError>> {
     let mut o = Options {
         found,
         values,
@@ -43,6 +49,9 @@ pub fn parse(found: &[FoundKey], values: &[(KeyId, RawValue)]) -> Result<Config,
     );
     let spool_file = o.optional(KeyId::SpoolFile, absolute_file);
     let max_hosts = o.number(KeyId::MaxHosts, DEFAULT_MAX_HOSTS, MAX_MAX_HOSTS, "hosts");
+    let scopes = parse_scopes(values, conditions)
+        .map_err(|errors| o.errors.extend(errors))
+        .ok();
 
     // Every None above has its error recorded.
     let config = (|| {
@@ -59,6 +68,7 @@ pub fn parse(found: &[FoundKey], values: &[(KeyId, RawValue)]) -> Result<Config,
             report_interval: Duration::from_secs(u64::from(report_interval?)),
             max_hosts: max_hosts? as usize,
             spool_file: spool_file?,
+            scopes: scopes?,
         })
     })();
     match config {
@@ -85,11 +95,13 @@ impl<'a> Options<'a> {
                 (None, _) => self.errors.push(ConfigError::Unknown {
                     name: k.name.clone(),
                 }),
-                (Some(_), Some(condition)) => self.errors.push(ConfigError::NotGlobal {
-                    name: k.name.clone(),
-                    condition: condition.clone(),
-                }),
-                (Some(_), None) => {}
+                (Some(key), Some(condition)) if key.scope == KeyScope::Server => {
+                    self.errors.push(ConfigError::NotGlobal {
+                        name: k.name.clone(),
+                        condition: condition.clone(),
+                    })
+                }
+                (Some(_), _) => {}
             }
         }
         for k in self.found.iter().filter(|k| k.condition.is_none()) {
@@ -306,7 +318,7 @@ pub(super) mod tests {
     }
 
     pub fn parse_values(values: Vec<(KeyId, RawValue)>) -> Result<Config, Vec<ConfigError>> {
-        parse(&global(&values), &values)
+        parse(&global(&values), &values, &[])
     }
 
     pub fn errors_of(values: Vec<(KeyId, RawValue)>) -> Vec<String> {
@@ -359,6 +371,8 @@ pub(super) mod tests {
             KeyId::MysqlPasswordFile,
             KeyId::SpoolFile,
             KeyId::MysqlSslCa,
+            KeyId::Account,
+            KeyId::StatusUrl,
         ];
         let pick = |ids: &[KeyId]| -> Vec<(KeyId, RawValue)> {
             shown
@@ -632,7 +646,7 @@ pub(super) mod tests {
             name: "bw_counter.report_interval".into(),
             condition: Some("$HTTP[\"host\"] == \"a.example\"".into()),
         });
-        let errs: Vec<String> = parse(&found, &minimal())
+        let errs: Vec<String> = parse(&found, &minimal(), &[])
             .unwrap_err()
             .iter()
             .map(|e| e.to_string())
@@ -655,7 +669,7 @@ pub(super) mod tests {
             name: "bw_counter.mysql_user".into(),
             condition: Some("$HTTP[\"host\"] == \"b\"".into()),
         });
-        let errs = parse(&found, &values).unwrap_err();
+        let errs = parse(&found, &values, &[]).unwrap_err();
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(matches!(errs[0], ConfigError::NotGlobal { .. }));
     }
@@ -669,7 +683,7 @@ pub(super) mod tests {
             name: "bw_counter.report_interval".into(),
             condition: None,
         });
-        let errs: Vec<String> = parse(&found, &values)
+        let errs: Vec<String> = parse(&found, &values, &[])
             .unwrap_err()
             .iter()
             .map(|e| e.to_string())

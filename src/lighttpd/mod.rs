@@ -29,7 +29,7 @@ use crate::instance::Instance;
 pub use self::error_log::ErrorLog;
 pub use self::options::read_config;
 pub use self::request::{
-    clocks, counted_request, has_status, request_facts, request_log, server_name,
+    clocks, counted_request, has_status, request_facts, request_log, request_scope, server_name,
 };
 
 /// Runs `f`; if it panics, logs the panic to `log` and returns `on_panic`,

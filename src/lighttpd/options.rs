@@ -5,7 +5,7 @@ use std::ffi::c_void;
 use std::ptr;
 
 use super::buffer_bytes;
-use crate::config::{self, FoundKey, KeyId, KeyType, RawValue};
+use crate::config::{self, ConditionValues, FoundKey, KeyId, KeyScope, KeyType, RawValue};
 use crate::ffi;
 
 /// What `set_defaults` read out of lighttpd.
@@ -14,6 +14,8 @@ pub struct ConfigInput {
     pub found: Vec<FoundKey>,
     /// Values in the global scope, by key.
     pub values: Vec<(KeyId, RawValue)>,
+    /// Values inside each condition that sets one of our options.
+    pub conditions: Vec<ConditionValues>,
     /// False when lighttpd itself refused a value (it logged why).
     pub lighttpd_accepted: bool,
 }
@@ -34,10 +36,25 @@ pub unsafe fn read_config(srv: *mut ffi::server, p_d: *mut c_void) -> ConfigInpu
     } != 0;
     // SAFETY: p_d starts with plugin_data_base (contract), which
     // config_plugin_values_init just filled.
-    let values = unsafe { global_values(&*p_d.cast::<ffi::plugin_data_base>()) };
+    let scopes = unsafe { values_by_scope(&*p_d.cast::<ffi::plugin_data_base>()) };
+    let mut values = Vec::new();
+    let mut conditions = Vec::new();
+    for (condition, scope_values) in scopes {
+        if condition == 0 {
+            values = scope_values;
+        } else {
+            conditions.push(ConditionValues {
+                condition,
+                // SAFETY: srv is lighttpd's live server (contract).
+                text: unsafe { condition_text(&*srv, condition) },
+                values: scope_values,
+            });
+        }
+    }
     ConfigInput {
         found,
         values,
+        conditions,
         lighttpd_accepted: accepted,
     }
 }
@@ -54,7 +71,10 @@ fn declared_keys() -> Vec<ffi::config_plugin_keys_t> {
                 KeyType::String => ffi::T_CONFIG_STRING,
                 KeyType::Int => ffi::T_CONFIG_INT,
             } as u8,
-            scope: ffi::T_CONFIG_SCOPE_SERVER as u8,
+            scope: match k.scope {
+                KeyScope::Server => ffi::T_CONFIG_SCOPE_SERVER,
+                KeyScope::Request => ffi::T_CONFIG_SCOPE_CONNECTION,
+            } as u8,
         })
         .collect();
     cpk.push(ffi::config_plugin_keys_t {
@@ -66,31 +86,44 @@ fn declared_keys() -> Vec<ffi::config_plugin_keys_t> {
     cpk
 }
 
-/// The values lighttpd collected for the global scope. Layout of `cvlist`
-/// (configfile-glue.c): `nconfig` headers, each `{k_id: context index,
+/// The values lighttpd collected, per scope: (condition number, values),
+/// the global scope's as condition 0. Layout of `cvlist`
+/// (configfile-glue.c): `nconfig` headers, each `{k_id: condition number,
 /// v.u2: [offset of its values, count]}`; header 0 is the global scope and
 /// has count 0 when no key was set there. Each run of values ends with
 /// `k_id == -1`; a value's `k_id` indexes the key array.
 ///
 /// # Safety
 /// `pd` must have been filled by `config_plugin_values_init`.
-unsafe fn global_values(pd: &ffi::plugin_data_base) -> Vec<(KeyId, RawValue)> {
-    let mut out = Vec::new();
+unsafe fn values_by_scope(pd: &ffi::plugin_data_base) -> Vec<(i32, Vec<(KeyId, RawValue)>)> {
     if pd.cvlist.is_null() || pd.nconfig <= 0 {
-        return out;
+        return Vec::new();
     }
-    // SAFETY: cvlist holds nconfig >= 1 headers (configfile-glue.c), so
-    // header 0, the global scope's, exists.
-    let header = unsafe { &*pd.cvlist };
-    // SAFETY: every header's value of config_plugin_values_init is the u2
-    // pair [offset, count].
-    let [offset, count] = unsafe { header.v.u2 };
-    if header.k_id != 0 || count == 0 {
-        return out;
+    let mut out = Vec::new();
+    for i in 0..pd.nconfig as usize {
+        // SAFETY: cvlist starts with nconfig headers (configfile-glue.c).
+        let header = unsafe { &*pd.cvlist.add(i) };
+        // SAFETY: every header's value of config_plugin_values_init is the
+        // u2 pair [offset, count].
+        let [offset, count] = unsafe { header.v.u2 };
+        if count == 0 {
+            continue;
+        }
+        // SAFETY: the scope's values start `offset` entries into cvlist,
+        // inside the array lighttpd allocated, and end with k_id == -1.
+        let values = unsafe { values_from(pd.cvlist.add(offset as usize)) };
+        out.push((header.k_id, values));
     }
-    // SAFETY: the global scope's values start `offset` entries into
-    // cvlist, inside the array lighttpd allocated.
-    let mut cpv = unsafe { pd.cvlist.add(offset as usize) };
+    out
+}
+
+/// One scope's run of values, up to its `k_id == -1` terminator.
+///
+/// # Safety
+/// `cpv` must point to a run of values in a `cvlist` filled by
+/// `config_plugin_values_init`.
+unsafe fn values_from(mut cpv: *const ffi::config_plugin_value_t) -> Vec<(KeyId, RawValue)> {
+    let mut out = Vec::new();
     loop {
         // SAFETY: cpv points into the run of values, which lighttpd ends
         // with an entry whose k_id is -1; the loop stops there.
@@ -114,6 +147,41 @@ unsafe fn global_values(pd: &ffi::plugin_data_base) -> Vec<(KeyId, RawValue)> {
         // still inside the run.
         cpv = unsafe { cpv.add(1) };
     }
+}
+
+/// The condition numbered `index` as lighttpd names it (without its
+/// leading "global / "), for messages.
+///
+/// # Safety
+/// `srv` must be lighttpd's live server after the config was read.
+unsafe fn condition_text(srv: &ffi::server, index: i32) -> String {
+    // SAFETY: srv->config_context is null or lighttpd's array of contexts,
+    // alive as long as the server's config.
+    let contexts = unsafe { srv.config_context.as_ref() }.map_or(&[][..], |a| {
+        // SAFETY: as above.
+        unsafe { items(a) }
+    });
+    let Some(&context) = usize::try_from(index).ok().and_then(|i| contexts.get(i)) else {
+        return format!("condition {index}");
+    };
+    // SAFETY: each item of config_context is null or a data_config.
+    unsafe { data_config_text(context.cast()) }.unwrap_or_else(|| format!("condition {index}"))
+}
+
+/// A context's condition as written, without lighttpd's "global / ".
+///
+/// # Safety
+/// `dc` must be null or a live `data_config`.
+unsafe fn data_config_text(dc: *const ffi::data_config) -> Option<String> {
+    // SAFETY: by the contract dc is null or live.
+    let dc = unsafe { dc.as_ref() }?;
+    // SAFETY: the key buffer is embedded in the live data_config.
+    let key = String::from_utf8_lossy(unsafe { buffer_bytes(&dc.key) }).into_owned();
+    Some(
+        key.strip_prefix("global / ")
+            .map(str::to_string)
+            .unwrap_or(key),
+    )
 }
 
 /// The items of a lighttpd `array`.
@@ -154,13 +222,8 @@ unsafe fn keys_in_all_scopes(srv: &ffi::server) -> Vec<FoundKey> {
         // lighttpd names a context by its chain of conditions, starting
         // with "global / "; the rest is what the admin wrote. Context 0 is
         // the global scope.
-        let condition = (u != 0).then(|| {
-            // SAFETY: the key buffer is embedded in the live data_config.
-            let key = String::from_utf8_lossy(unsafe { buffer_bytes(&dc.key) }).into_owned();
-            key.strip_prefix("global / ")
-                .map(str::to_string)
-                .unwrap_or(key)
-        });
+        // SAFETY: dc is a live data_config (above).
+        let condition = (u != 0).then(|| unsafe { data_config_text(dc) }).flatten();
         // SAFETY: the options array lives as long as the server's config.
         for &option in unsafe { items(options) } {
             // SAFETY: each item is null or a data_unset with a key buffer.

@@ -5,6 +5,7 @@
 use std::ptr;
 
 use super::{buffer_bytes, ErrorLog};
+use crate::config::{RequestScope, Scopes};
 use crate::ffi;
 use crate::request::{self, Counted, Hook, Measure, Protocol, RequestBytes, RequestFacts};
 
@@ -129,4 +130,15 @@ fn protocol(req: &ffi::request_st) -> Protocol {
     } else {
         Protocol::H2Stream
     }
+}
+
+/// How request `r` is counted, by the conditions lighttpd says it matches.
+///
+/// # Safety
+/// `r` must be the non-null request lighttpd passed to the current hook.
+pub unsafe fn request_scope(r: *mut ffi::request_st, scopes: &Scopes) -> RequestScope {
+    // SAFETY: config_check_cond reads (and caches in) the live request r,
+    // on lighttpd's thread during a hook (contract, invariants 1 and 4);
+    // every condition number came from lighttpd's cvlist for this config.
+    scopes.request_scope(|condition| unsafe { ffi::config_check_cond(r, condition) } != 0)
 }

@@ -26,6 +26,11 @@ impl Record {
     pub fn is_h2_connection_record(&self) -> bool {
         self.status == 100 && self.request.starts_with("PRI *")
     }
+
+    /// The path of the request line (`GET /x?y HTTP/1.1` -> `/x?y`).
+    pub fn path(&self) -> &str {
+        self.request.split(' ').nth(1).unwrap_or("")
+    }
 }
 
 pub fn parse_access_log(text: &str) -> Vec<Record> {
@@ -93,11 +98,19 @@ pub type Totals = BTreeMap<String, (u64, u64)>;
 
 /// Per-host sums of %I/%O, HTTP/2 connection records left out.
 pub fn expected_totals(records: &[Record], server_name: Option<&str>) -> Totals {
+    expected_totals_by(records, |r| Some(host_key(&r.host, server_name)))
+}
+
+/// Sums of %I/%O per row key that `row` gives each record (`None`: not
+/// counted), HTTP/2 connection records left out.
+pub fn expected_totals_by(records: &[Record], row: impl Fn(&Record) -> Option<String>) -> Totals {
     let mut out = Totals::new();
     for r in records.iter().filter(|r| !r.is_h2_connection_record()) {
-        let e = out.entry(host_key(&r.host, server_name)).or_default();
-        e.0 += r.bytes_in;
-        e.1 += r.bytes_out;
+        if let Some(key) = row(r) {
+            let e = out.entry(key).or_default();
+            e.0 += r.bytes_in;
+            e.1 += r.bytes_out;
+        }
     }
     out
 }
@@ -115,7 +128,12 @@ pub fn assert_table_matches_access_log(
         "the access log is empty: nothing was tested"
     );
     let expected = expected_totals(&records, server_name);
-    let actual = table_totals(db);
+    assert_totals_equal(&expected, &table_totals(db), records.len());
+    expected
+}
+
+/// Panics with the rows that differ, if any.
+pub fn assert_totals_equal(expected: &Totals, actual: &Totals, records: usize) {
     if expected != actual {
         let mut diff = String::new();
         for host in expected
@@ -128,9 +146,8 @@ pub fn assert_table_matches_access_log(
                 diff.push_str(&format!("  {host:?}: access log {e:?}, table {a:?}\n"));
             }
         }
-        panic!("table != access log ({} records):\n{diff}", records.len());
+        panic!("table != access log ({records} records):\n{diff}");
     }
-    expected
 }
 
 /// `SELECT vhost, SUM(in), SUM(out) … GROUP BY vhost` of the counter table.
