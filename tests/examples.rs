@@ -57,3 +57,49 @@ fn report_sql_shows_small_sites_and_the_busiest_host() {
         "40 days ago is outside both windows:\n{out}"
     );
 }
+
+/// examples/lighttpd.conf as shipped, with only its database lines and
+/// file paths pointed at the test's own: lighttpd accepts it, and its
+/// account and exclusion examples count as their comments say.
+#[test]
+fn the_example_lighttpd_conf_works_as_its_comments_say() {
+    use common::http;
+    use common::lighttpd::{Lighttpd, Setup};
+
+    let db = MariaDb::start();
+    let dir = common::TempDir::new("example-conf");
+    let example =
+        std::fs::read_to_string(common::project_dir().join("examples/lighttpd.conf")).unwrap();
+    let mut conf: String = example
+        .lines()
+        // The rig loads the module and points at the test's database.
+        .filter(|l| !l.starts_with("server.modules") && !l.starts_with("bw_counter.mysql_"))
+        .map(|l| {
+            l.replace(
+                "/var/lib/lighttpd-mod-bw-counter",
+                dir.path().to_str().unwrap(),
+            ) + "\n"
+        })
+        .collect();
+    conf.push_str(&db.module_options());
+    conf.push_str("bw_counter.report_interval := 1\n");
+    let mut l = Lighttpd::start(&Setup::new(conf));
+    for (host, path) in [
+        ("www.example.com", "/index.html"),
+        ("static.cdn.example", "/index.html"),
+        ("example.com:8080", "/index.html"),
+        ("other.example", "/index.html"),
+        ("www.example.com", "/health"),
+    ] {
+        http::get(l.port, Some(host), path);
+    }
+    l.stop_ok();
+    let records = common::oracle::read_access_log(&l.access_log);
+    let expected = common::oracle::expected_totals_by(&records, |r| match r.host.as_str() {
+        _ if r.path() == "/health" => None,
+        "other.example" => Some("other.example".into()),
+        _ => Some("example.com".into()),
+    });
+    assert_eq!(expected.len(), 2, "{expected:?}");
+    common::oracle::assert_totals_equal(&expected, &common::oracle::table_totals(&db), 5);
+}
