@@ -34,8 +34,10 @@ APT_PACKAGES := lighttpd libclang-dev clang gcc libc6-dev dpkg-dev xz-utils ca-c
 # What the demo needs on top: a MariaDB to start privately, a client.
 APT_PACKAGES_DEMO := mariadb-server mariadb-client curl
 # What the tests need on top: MariaDB, the clients they drive lighttpd
-# with, openssl for test certificates, libfaketime for the midnight test.
-APT_PACKAGES_TEST := $(APT_PACKAGES_DEMO) faketime openssl nghttp2-client python3-h2
+# with, openssl for test certificates, libfaketime for the midnight test,
+# Python's Prometheus parser for the status URL.
+APT_PACKAGES_TEST := $(APT_PACKAGES_DEMO) faketime openssl nghttp2-client python3-h2 \
+	python3-prometheus-client
 # What the benchmarks need on top (load generator; mod_rrdtool's backend;
 # callgrind, to count instructions per request).
 APT_PACKAGES_BENCH := wrk rrdtool valgrind

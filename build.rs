@@ -248,6 +248,7 @@ fn generate_bindings(headers_dir: &Path, include_dirs: &[PathBuf], out_dir: &Pat
         .allowlist_var("log_monotonic_secs")
         .allowlist_var("HANDLER_.*")
         .allowlist_var("HTTP_VERSION_.*")
+        .allowlist_var("HTTP_METHOD_.*")
         .allowlist_var("T_CONFIG_.*")
         .allowlist_var("TYPE_.*")
         // Enums stay plain integer constants: lighttpd may hand us values a
@@ -297,6 +298,8 @@ fn emit_version(out_dir: &Path, version: &str, version_id: u32, config_h: &str) 
             "/// What lighttpd compares with `plugin.version` before loading us\n\
              /// (lighttpd {version}).\n\
              pub const LIGHTTPD_VERSION_ID: usize = {version_id:#x};\n\
+             /// The lighttpd release of the headers (for the status URL).\n\
+             pub const LIGHTTPD_VERSION: &str = \"{version}\";\n\
              /// Whether the config.h of the bindings defined HAVE_PCRE2_H.\n\
              pub const BUILT_WITH_PCRE2: bool = {};\n\
              /// Whether it defined HAVE_PCRE_H (PCRE 1, before 1.4.68).\n\

@@ -24,4 +24,11 @@ void bwc_request_bytes(const struct request_st *r, int64_t *in, int64_t *out);
 void bwc_log(struct fdlog_st *errh, const char *file, unsigned int line,
              const char *msg, size_t len);
 
+/* Answers request r itself (the status URL): status, Content-Type, a
+ * Cache-Control: no-store, Allow for 405, and the body (copied); the hook
+ * then returns HANDLER_FINISHED, as mod_status does. */
+void bwc_respond(struct request_st *r, int status,
+                 const char *content_type, size_t content_type_len,
+                 const char *body, size_t len);
+
 #endif

@@ -12,6 +12,7 @@ use crate::ffi;
 use crate::instance::Instance;
 use crate::lighttpd::{self, guarded, ErrorLog, PluginData};
 use crate::request::{self, Counted, Hook};
+use crate::status::Format;
 
 fn write_all(log: ErrorLog, lines: Vec<String>) {
     for line in lines {
@@ -62,7 +63,16 @@ pub unsafe extern "C" fn set_defaults(srv: *mut ffi::server, p_d: *mut c_void) -
         let Some(instance) = pd.instance() else {
             return ffi::HANDLER_ERROR;
         };
+        let wants_status = config.scopes.has_status_url();
         instance.configure(config);
+        if wants_status {
+            // SAFETY: srv is lighttpd's live server (invariant 3).
+            let workers = unsafe { lighttpd::max_workers(srv) };
+            if let Err(e) = instance.enable_status(workers) {
+                log.write(&e);
+                return ffi::HANDLER_ERROR;
+            }
+        }
         ffi::HANDLER_GO_ON
     })
 }
@@ -122,6 +132,60 @@ pub unsafe extern "C" fn handle_waitpid(
         } else {
             ffi::HANDLER_GO_ON
         }
+    })
+}
+
+pub unsafe extern "C" fn handle_uri_clean(
+    r: *mut ffi::request_st,
+    p_d: *mut c_void,
+) -> ffi::handler_t {
+    // SAFETY: p_d is our live plugin data, referenced nowhere else during
+    // this hook (invariants 1 and 2).
+    let pd = unsafe { PluginData::from_hook(p_d) };
+    let Some(instance) = pd.and_then(PluginData::instance) else {
+        return ffi::HANDLER_GO_ON;
+    };
+    // Without a status URL anywhere: one test, and on.
+    if !instance.has_status() || r.is_null() {
+        return ffi::HANDLER_GO_ON;
+    }
+    // SAFETY: r is the hook's non-null live request (invariant 4).
+    unsafe { serve_status(r, instance) }
+}
+
+/// The status URL, if `r` asks for it: answered here, from memory (never
+/// the database), as mod_status answers `status.status-url`.
+///
+/// # Safety
+/// `r` must be the non-null request lighttpd passed to the current hook.
+#[inline(never)]
+unsafe fn serve_status(r: *mut ffi::request_st, instance: &mut Instance) -> ffi::handler_t {
+    // SAFETY: r is the hook's live request (contract).
+    let log = unsafe { lighttpd::request_log(r) };
+    guarded("handle_uri_clean", log, ffi::HANDLER_GO_ON, || {
+        let Some(scopes) = instance.scopes() else {
+            return ffi::HANDLER_GO_ON;
+        };
+        // SAFETY: as above; the result is used during this hook only.
+        let Some(asked) = (unsafe { lighttpd::status_request(r, scopes) }) else {
+            return ffi::HANDLER_GO_ON;
+        };
+        let (status, content_type, body) = match (asked.readable, Format::from_query(asked.query)) {
+            (false, _) => (405, "text/plain", "only GET and HEAD\n".to_string()),
+            (true, Err(other)) => (
+                400,
+                "text/plain",
+                format!("unknown format {other:?}: use format=json or format=prometheus\n"),
+            ),
+            (true, Ok(format)) => {
+                let now = lighttpd::clocks().0;
+                let body = instance.status(format, ffi::LIGHTTPD_VERSION, now);
+                (200, format.content_type(), body.unwrap_or_default())
+            }
+        };
+        // SAFETY: as above.
+        unsafe { lighttpd::respond(r, status, content_type, &body) };
+        ffi::HANDLER_FINISHED
     })
 }
 

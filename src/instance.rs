@@ -19,6 +19,7 @@ use crate::day::{LocalZone, Zone};
 use crate::flush::set_aside_counts;
 use crate::process::{self, FlusherProcess, NotSent};
 use crate::request::Counted;
+use crate::status::{Format, Header, Live};
 use crate::tally::Tally;
 
 /// How long `cleanup` waits for the flusher process's last lines: its own
@@ -44,6 +45,8 @@ pub struct Instance<Z: Zone = LocalZone> {
     /// Whether any scope sets `bw_counter.account` or `exclude` (read on
     /// every request, so kept apart from the configuration).
     counting_is_scoped: bool,
+    /// The status URL's side, when some scope sets `bw_counter.status_url`.
+    live: Option<Live>,
 }
 
 impl Instance<LocalZone> {
@@ -68,6 +71,7 @@ impl<Z: Zone> Instance<Z> {
             error_log: None,
             started_at: None,
             counting_is_scoped: false,
+            live: None,
         }
     }
 
@@ -77,6 +81,44 @@ impl<Z: Zone> Instance<Z> {
         self.tally.set_accounts(config.scopes.accounts());
         self.counting_is_scoped = config.scopes.counting_is_scoped();
         self.config = Some(config);
+    }
+
+    /// In `set_defaults`, before lighttpd forks its `workers`, when some
+    /// scope sets `bw_counter.status_url`: the memory all of them publish
+    /// their figures in.
+    pub fn enable_status(&mut self, workers: usize) -> Result<(), String> {
+        let Some(config) = &self.config else {
+            return Ok(());
+        };
+        let capacity = config.max_hosts + config.scopes.accounts().len();
+        let live = Live::create(workers, capacity).map_err(|e| {
+            format!("bw_counter.status_url: cannot map the memory the workers share: {e}")
+        })?;
+        self.live = Some(live);
+        Ok(())
+    }
+
+    /// Whether a status URL is configured (read for every request).
+    #[inline(always)]
+    pub fn has_status(&self) -> bool {
+        self.live.is_some()
+    }
+
+    /// The status answer in `format`, as of `now` (unix seconds).
+    pub fn status(&self, format: Format, lighttpd_version: &str, now: i64) -> Option<String> {
+        let (live, config) = (self.live.as_ref()?, self.config.as_ref()?);
+        let header = Header {
+            module_version: env!("CARGO_PKG_VERSION").to_string(),
+            lighttpd_version: lighttpd_version.to_string(),
+            started: 0,
+            now,
+            report_interval_secs: config.report_interval.as_secs(),
+            exactly_once: true,
+            tls_mode: config.db.tls.mode.name().to_string(),
+            spool_file: config.spool_file.as_ref().map(|p| p.display().to_string()),
+            server: config.db.server.to_string(),
+        };
+        Some(live.answer(&self.tally, header, format))
     }
 
     /// Whether requests must have their scope resolved before counting.
@@ -106,10 +148,15 @@ impl<Z: Zone> Instance<Z> {
         self.last_report = monotonic;
         self.error_log = error_log;
         self.tally.warm_up(now);
-        if self.process.is_some() {
-            return Ok(());
+        let mut status_problem = None;
+        if let Some(live) = &mut self.live {
+            status_problem = live.start(std::process::id(), now).err();
         }
-        self.start_process(monotonic)
+        if self.process.is_some() {
+            return status_problem.map_or(Ok(()), Err);
+        }
+        self.start_process(monotonic)?;
+        status_problem.map_or(Ok(()), Err)
     }
 
     fn start_process(&mut self, monotonic: i64) -> Result<(), String> {
@@ -117,7 +164,10 @@ impl<Z: Zone> Instance<Z> {
             return Ok(());
         };
         self.started_at = Some(monotonic);
-        let process = FlusherProcess::spawn(config, self.error_log)
+        let watcher = self.live.as_ref().and_then(|live| {
+            live.flusher_watcher(config.db.server.to_string(), config.spool_file.clone())
+        });
+        let process = FlusherProcess::spawn(config, self.error_log, watcher)
             .map_err(|e| format!("cannot start the flusher process: {e}; counts stay in memory"))?;
         self.process = Some(process);
         Ok(())
@@ -177,8 +227,16 @@ impl<Z: Zone> Instance<Z> {
             .map_or(60, |c| c.report_interval.as_secs() as i64);
         if now - self.last_report >= interval && !self.tally.is_empty() {
             if let Some(process) = &mut self.process {
-                match process.hand_over(self.tally.take()) {
-                    Ok(()) => self.last_report = now,
+                let counts = self.tally.take();
+                // For the status: what is handed over joins the totals.
+                let copy = self.live.as_ref().map(|_| counts.clone());
+                match process.hand_over(counts) {
+                    Ok(()) => {
+                        self.last_report = now;
+                        if let (Some(live), Some(copy)) = (&mut self.live, copy) {
+                            live.handed_over(&copy);
+                        }
+                    }
                     // No room on the socket just now: the counts stay in
                     // the tally and go at the next tick.
                     Err(NotSent {
@@ -196,6 +254,9 @@ impl<Z: Zone> Instance<Z> {
             }
         }
         lines.extend(self.tally.overflow_line(now));
+        if let Some(live) = &self.live {
+            live.publish(&self.tally);
+        }
         lines
     }
 

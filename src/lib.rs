@@ -25,6 +25,9 @@
 //!   database).
 //! - `spool`: counts waiting on disk between a stop and the next start.
 //! - `log`: lines from the flusher, sent to lighttpd's thread to write.
+//! - `status`: the live status URL: what each process publishes, the
+//!   shared board the workers and flushers publish it on, and the JSON and
+//!   Prometheus answers.
 
 pub mod admission;
 #[doc(hidden)]
@@ -43,6 +46,7 @@ pub mod process;
 pub mod request;
 pub mod schema;
 pub mod spool;
+pub mod status;
 pub mod tally;
 #[cfg(test)]
 mod testdir;

@@ -32,6 +32,7 @@ pub unsafe extern "C" fn mod_bw_counter_plugin_init(p: *mut ffi::plugin) -> c_in
         p.worker_init = Some(hooks::worker_init);
         p.handle_trigger = Some(hooks::handle_trigger);
         p.handle_waitpid = Some(hooks::handle_waitpid);
+        p.handle_uri_clean = Some(hooks::handle_uri_clean);
         p.handle_request_done = Some(hooks::handle_request_done);
         p.handle_request_reset = Some(hooks::handle_request_reset);
         p.cleanup = Some(hooks::cleanup);

@@ -43,6 +43,8 @@ pub struct Tally<Z: Zone = LocalZone> {
     calendar: Calendar<Z>,
     /// Overflowed requests already reported, and when (monotonic seconds).
     overflow_logged: (u64, i64),
+    /// Overflowed requests and estimated hosts of the days closed so far.
+    overflow_closed: (u64, u64),
 }
 
 impl Tally<LocalZone> {
@@ -64,6 +66,7 @@ impl<Z: Zone> Tally<Z> {
             keys: KeyMaker::new(),
             calendar: Calendar::new(zone),
             overflow_logged: (0, i64::MIN),
+            overflow_closed: (0, 0),
         }
     }
 
@@ -88,8 +91,7 @@ impl<Z: Zone> Tally<Z> {
     pub fn count_account(&mut self, id: u32, traffic: Traffic, now: i64) {
         let day = self.calendar.day(now);
         if self.admission.day() != Some(day) {
-            self.close_day();
-            self.admission.start_day(Some(day));
+            self.enter_day(day);
         }
         if let Some(t) = self.accounts_today.get_mut(id as usize) {
             *t += traffic;
@@ -145,8 +147,7 @@ impl<Z: Zone> Tally<Z> {
     fn count_elsewhere(&mut self, request: Counted<'_>, day: Day) {
         self.settle_last();
         if self.admission.day() != Some(day) {
-            self.close_day();
-            self.admission.start_day(Some(day));
+            self.enter_day(day);
         }
         let admitted = self
             .admission
@@ -191,6 +192,26 @@ impl<Z: Zone> Tally<Z> {
         last.day = day;
         last.id = id;
         last.traffic = Traffic::default();
+    }
+
+    /// Closes the current day and starts `day`, keeping the closed day's
+    /// overflow figures for [`Tally::overflow_since_start`].
+    fn enter_day(&mut self, day: Day) {
+        self.close_day();
+        let overflow = self.admission.overflow();
+        self.overflow_closed.0 += overflow.requests;
+        self.overflow_closed.1 += overflow.hosts();
+        self.admission.start_day(Some(day));
+    }
+
+    /// Requests counted under the overflow row since this tally started,
+    /// and about how many hosts they were for (summed per day).
+    pub fn overflow_since_start(&self) -> (u64, u64) {
+        let today = self.admission.overflow();
+        (
+            self.overflow_closed.0 + today.requests,
+            self.overflow_closed.1 + today.hosts(),
+        )
     }
 
     /// Moves the current day's counts to `elsewhere` and forgets its
@@ -243,6 +264,27 @@ impl<Z: Zone> Tally<Z> {
         self.settle_last();
         self.move_today();
         self.elsewhere.take()
+    }
+
+    /// Calls `f` with every row counted since the last take (for the
+    /// status URL; touches nothing). A row may come more than once (the
+    /// remembered row's share, other days): `f` adds.
+    pub fn for_each_pending(&self, mut f: impl FnMut(&str, Traffic)) {
+        let nonzero = |t: &Traffic| *t != Traffic::default();
+        if let Some(last) = self.last.as_ref().filter(|l| nonzero(&l.traffic)) {
+            f(self.admission.host(last.id), last.traffic);
+        }
+        for (id, t) in self.today.iter().enumerate().filter(|(_, t)| nonzero(t)) {
+            f(self.admission.host(id as u32), *t);
+        }
+        for (name, t) in self.accounts.iter().zip(&self.accounts_today) {
+            if nonzero(t) {
+                f(name, *t);
+            }
+        }
+        for row in self.elsewhere.rows() {
+            f(&row.host, row.traffic);
+        }
     }
 
     /// Counts that could not be handed over come back.
@@ -502,5 +544,46 @@ pub(crate) mod tests {
         assert!(t.is_empty());
         t.count_account(0, traffic(5, 50), LAST_SECOND + 2);
         assert_eq!(shown(&t.take()), ["shop 2026-11-29 5 50"]);
+    }
+
+    #[test]
+    fn pending_rows_are_seen_without_being_taken() {
+        let mut t = Tally::with_zone(Utc, 10);
+        t.set_accounts(&["shop".to_string()]);
+        t.count(req("a.example", 1, 2, LAST_SECOND));
+        t.count(req("a.example", 1, 2, LAST_SECOND));
+        t.count(req("b.example", 5, 5, LAST_SECOND));
+        t.count_account(
+            0,
+            Traffic {
+                bytes_in: 7,
+                bytes_out: 7,
+            },
+            LAST_SECOND,
+        );
+        t.count(req("b.example", 1, 1, LAST_SECOND + 1));
+        let mut seen = std::collections::BTreeMap::new();
+        t.for_each_pending(|host, traffic| *seen.entry(host.to_string()).or_default() += traffic);
+        let expected: Vec<(String, Traffic)> =
+            [("a.example", 2, 4), ("b.example", 6, 6), ("shop", 7, 7)]
+                .iter()
+                .map(|&(h, i, o)| {
+                    (
+                        h.to_string(),
+                        Traffic {
+                            bytes_in: i,
+                            bytes_out: o,
+                        },
+                    )
+                })
+                .collect();
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), expected);
+        assert_eq!(
+            t.take().summary().traffic,
+            Traffic {
+                bytes_in: 15,
+                bytes_out: 17
+            }
+        );
     }
 }

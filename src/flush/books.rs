@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 
 use crate::admission::OVERFLOW;
-use crate::counters::{Batch, Counters};
+use crate::counters::{Batch, Counters, Summary};
 use crate::spool::{self, Claimed, Replay};
 
 /// How many rows may wait in memory, and where the rest go.
@@ -80,6 +80,15 @@ impl Books {
             && self.queued.is_empty()
             && self.claimed.is_empty()
             && self.waiting.is_empty()
+    }
+
+    /// Rows and bytes in memory waiting for the database.
+    pub(super) fn pending_summary(&self) -> Summary {
+        let mut summary = self.waiting.summary();
+        for batch in self.inflight.iter().chain(&self.queued) {
+            summary += Counters::summary_of(&batch.rows);
+        }
+        summary
     }
 
     /// Rows in memory waiting for the database.

@@ -23,6 +23,7 @@
 mod aside;
 mod books;
 mod mysql;
+mod progress;
 mod worker;
 
 use std::fmt;
@@ -43,6 +44,7 @@ pub use self::aside::{set_aside_counts, set_aside_stopped, take_log};
 use self::books::Books;
 pub use self::books::PendingLimit;
 pub use self::mysql::{Link, MAX_ROWS_PER_STATEMENT, ROWS_PER_STATEMENT};
+pub use self::progress::{Attempt, FlusherState, Progress, Watcher};
 use self::worker::{Command, SystemClock, Worker};
 
 /// Where batches go: the database, or a fake in unit tests.
@@ -55,6 +57,10 @@ pub trait Sink {
     fn deliver(&mut self, batch: &Batch) -> Result<Delivered, DbError>;
     /// Lines worth logging that are not errors of the current call.
     fn take_notices(&mut self) -> Vec<String>;
+    /// Whether delivery is exactly-once now (its ledger table works).
+    fn exactly_once(&self) -> bool {
+        true
+    }
 }
 
 /// A database failure, ready for the log: the server's own code and text
@@ -183,6 +189,8 @@ pub struct Parts<F> {
     pub rejects: Rejects,
     /// How many rows wait in memory during an outage, and where the rest go.
     pub limit: PendingLimit,
+    /// Told about every attempt (the status URL), if anyone asks.
+    pub watcher: Option<Arc<dyn Watcher>>,
 }
 
 /// Handle to the flusher thread, owned by lighttpd's thread.
@@ -292,6 +300,7 @@ impl Flusher {
             log,
             rejects,
             limit,
+            watcher,
         } = parts;
         let (commands, inbox) = mpsc::channel();
         let (exited_tx, exited) = mpsc::channel();
@@ -306,6 +315,7 @@ impl Flusher {
                     rejects.clone(),
                     limit.clone(),
                 );
+                worker.watch(watcher.clone());
                 let Err(payload) = catch_unwind(AssertUnwindSafe(|| worker.run(&inbox))) else {
                     break;
                 };
@@ -463,6 +473,7 @@ mod tests {
             log,
             rejects: Rejects::default(),
             limit: PendingLimit::for_hosts(10, None),
+            watcher: None,
         };
         let flusher = Flusher::start(parts, Replay::default()).unwrap();
         flusher.deliver(counts("a.example", 10)).unwrap();

@@ -303,6 +303,10 @@ impl Link {
 }
 
 impl Sink for Link {
+    fn exactly_once(&self) -> bool {
+        self.ledger_ok
+    }
+
     /// "table `t` in database d at host:port as user u", for log lines.
     fn describe(&self) -> String {
         let db = &self.db;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::books::{Books, Bound, PendingLimit};
+use super::progress::{Attempt, FlusherState, Watcher};
 use super::{BatchIds, DbError, Delivered, Failure, Sink, LEDGER_RETENTION};
 use crate::counters::{Batch, Counters};
 use crate::log::LogQueue;
@@ -92,6 +93,7 @@ pub(super) struct Worker<S, C> {
     health: Health,
     failures: u32,
     next_try: Option<Instant>,
+    watcher: Option<Arc<dyn Watcher>>,
 }
 
 impl<S: Sink, C: Clock> Worker<S, C> {
@@ -115,6 +117,24 @@ impl<S: Sink, C: Clock> Worker<S, C> {
             health: Health::Unknown,
             failures: 0,
             next_try: None,
+            watcher: None,
+        }
+    }
+
+    /// Who is told about every attempt (the status URL).
+    pub(super) fn watch(&mut self, watcher: Option<Arc<dyn Watcher>>) {
+        self.watcher = watcher;
+    }
+
+    fn tell(&self, attempt: Attempt<'_>) {
+        if let Some(watcher) = &self.watcher {
+            let pending = self.books.lock().pending_summary();
+            let exactly_once = self.sink.exactly_once();
+            let state = FlusherState {
+                pending,
+                exactly_once,
+            };
+            watcher.attempt(attempt, state);
         }
     }
 
@@ -244,6 +264,7 @@ impl<S: Sink, C: Clock> Worker<S, C> {
                 path,
             }) => {
                 self.spilled = true;
+                self.tell(Attempt::Idle);
                 self.log.push(format!(
                     "{pending} rows are waiting for the database, more than the {limit} kept in \
                      memory: wrote {summary} to spool file {}; they are delivered from there \
@@ -285,8 +306,9 @@ impl<S: Sink, C: Clock> Worker<S, C> {
                 Next::Idle if self.spilled => {
                     // Only the spool holds counts: read them back once the
                     // database answers (asked without holding any rows).
+                    let started = self.clock.now();
                     if let Err(e) = self.sink.check() {
-                        self.failed(&Batch::default(), &e);
+                        self.failed(&Batch::default(), &e, started);
                         return;
                     }
                     if !self.reclaim_spill() {
@@ -297,18 +319,20 @@ impl<S: Sink, C: Clock> Worker<S, C> {
                 }
                 Next::Idle => {
                     self.next_try = None;
+                    self.tell(Attempt::Idle);
                     return;
                 }
             };
             #[cfg(feature = "panic-test")]
             panic_if_asked(&batch);
+            let started = self.clock.now();
             let result = self.deliver(&batch);
             self.push_notices();
             match result {
-                Ok(delivered) => self.delivered(&batch, delivered),
+                Ok(delivered) => self.delivered(&batch, delivered, started),
                 Err(e) if e.failure() == Failure::RowRefused => self.refused(batch, &e),
                 Err(e) => {
-                    self.failed(&batch, &e);
+                    self.failed(&batch, &e, started);
                     return;
                 }
             }
@@ -329,6 +353,9 @@ impl<S: Sink, C: Clock> Worker<S, C> {
         }
         drop(books);
         self.rejects.set_aside(&batch, &e.to_string(), &self.log);
+        self.tell(Attempt::SetAside {
+            rows: batch.rows.len(),
+        });
     }
 
     /// One delivery; a lock conflict is retried at once, a few times.
@@ -342,8 +369,11 @@ impl<S: Sink, C: Clock> Worker<S, C> {
         }
     }
 
-    fn delivered(&mut self, batch: &Batch, delivered: Delivered) {
+    fn delivered(&mut self, batch: &Batch, delivered: Delivered, started: Instant) {
         self.books.lock().inflight = None;
+        let took = self.clock.now().saturating_duration_since(started);
+        let rows = batch.rows.len();
+        self.tell(Attempt::Delivered { rows, took });
         let summary = Counters::summary_of(&batch.rows);
         match self.health {
             Health::Down => self.log.push(format!(
@@ -370,7 +400,12 @@ impl<S: Sink, C: Clock> Worker<S, C> {
 
     /// The batch stays in flight; one line when the database goes away or
     /// starts refusing every row, saying what to do about it.
-    fn failed(&mut self, batch: &Batch, e: &DbError) {
+    fn failed(&mut self, batch: &Batch, e: &DbError, started: Instant) {
+        let took = self.clock.now().saturating_duration_since(started);
+        self.tell(Attempt::Failed {
+            error: &e.to_string(),
+            took,
+        });
         let health = match e.failure() {
             Failure::Setup => Health::Refusing,
             _ => Health::Down,
@@ -578,6 +613,51 @@ mod tests {
         assert!(log.drain().lines.is_empty(), "nothing to say");
         w.flush();
         assert_eq!(w.sink.offered.len(), 1, "nothing left to deliver");
+    }
+
+    /// Records what the worker tells it, with the pending rows then.
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<(String, usize)>>);
+
+    impl Watcher for Recorder {
+        fn attempt(&self, attempt: Attempt<'_>, state: FlusherState) {
+            let what = match attempt {
+                Attempt::Delivered { rows, .. } => format!("delivered {rows}"),
+                Attempt::Failed { error, .. } => format!("failed: {error}"),
+                Attempt::SetAside { rows } => format!("set aside {rows}"),
+                Attempt::Idle => "idle".to_string(),
+            };
+            self.0.lock().unwrap().push((what, state.pending.rows));
+        }
+    }
+
+    #[test]
+    fn the_watcher_hears_every_attempt_with_what_still_waits() {
+        let clock = FakeClock::new();
+        let sink = FakeSink {
+            answers: [Err(network_error())].into(),
+            ..FakeSink::default()
+        };
+        let (mut w, _log) = worker(sink, &clock);
+        let recorder = Arc::new(Recorder::default());
+        w.watch(Some(recorder.clone()));
+        hand_over(&w, counts("a.example", 10, 20));
+        w.flush();
+        hand_over(&w, counts("b.example", 1, 1));
+        (&clock).sleep(Duration::from_secs(1));
+        w.flush();
+        assert_eq!(
+            *recorder.0.lock().unwrap(),
+            [
+                (
+                    "failed: network error: Connection refused (os error 111)".to_string(),
+                    1
+                ),
+                ("delivered 1".to_string(), 1),
+                ("delivered 1".to_string(), 0),
+                ("idle".to_string(), 0),
+            ]
+        );
     }
 
     #[test]

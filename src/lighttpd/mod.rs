@@ -18,6 +18,7 @@ pub mod build_check;
 mod error_log;
 mod options;
 mod request;
+mod status;
 
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -31,6 +32,7 @@ pub use self::options::read_config;
 pub use self::request::{
     clocks, counted_request, has_status, request_facts, request_log, request_scope, server_name,
 };
+pub use self::status::{max_workers, respond, status_request};
 
 /// Runs `f`; if it panics, logs the panic to `log` and returns `on_panic`,
 /// so that no panic unwinds into lighttpd's C frames. Needs

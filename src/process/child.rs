@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::{sys, PROCESS_NAME};
 use crate::config::Config;
 use crate::counters::Counters;
-use crate::flush::{self, Flusher, Link, Parts, PendingLimit, Stopped, LEDGER_RETENTION};
+use crate::flush::{self, Flusher, Link, Parts, PendingLimit, Stopped, Watcher, LEDGER_RETENTION};
 use crate::log::LogQueue;
 use crate::spool::{self, Rejects, Replay};
 use crate::wire::{self, Message};
@@ -29,7 +29,12 @@ const LAST_LINES_WAIT: Duration = Duration::from_secs(2);
 const MAX_UNSENT_LINES: usize = 1024;
 
 /// The process's whole life; returns its exit status.
-pub fn run(config: &Config, socket: OwnedFd, error_log: Option<RawFd>) -> c_int {
+pub fn run(
+    config: &Config,
+    socket: OwnedFd,
+    error_log: Option<RawFd>,
+    watcher: Option<Arc<dyn Watcher>>,
+) -> c_int {
     sys::ignore_lighttpds_signals();
     sys::set_process_name(PROCESS_NAME);
     let error_log = error_log.and_then(sys::duplicate).map(File::from);
@@ -43,7 +48,9 @@ pub fn run(config: &Config, socket: OwnedFd, error_log: Option<RawFd>) -> c_int 
         dropped: 0,
         lighttpd_gone: false,
     };
-    let served = catch_unwind(AssertUnwindSafe(|| serve(config, &socket, &mut out)));
+    let served = catch_unwind(AssertUnwindSafe(|| {
+        serve(config, &socket, &mut out, watcher)
+    }));
     let code = match served {
         Ok(()) => 0,
         Err(payload) => {
@@ -59,13 +66,13 @@ pub fn run(config: &Config, socket: OwnedFd, error_log: Option<RawFd>) -> c_int 
     code
 }
 
-fn serve(config: &Config, socket: &OwnedFd, out: &mut Out<'_>) {
+fn serve(config: &Config, socket: &OwnedFd, out: &mut Out<'_>, watcher: Option<Arc<dyn Watcher>>) {
     let log = Arc::new(LogQueue::default());
     let replay = match &config.spool_file {
         None => Replay::default(),
         Some(path) => spool::take_over(path, &log, LEDGER_RETENTION),
     };
-    let flusher = match Flusher::start(parts(config, log.clone()), replay) {
+    let flusher = match Flusher::start(parts(config, log.clone(), watcher), replay) {
         Ok(f) => Some(f),
         Err(e) => {
             out.line(format!(
@@ -145,13 +152,18 @@ fn receive_until_eof(
 }
 
 /// What a flusher process for `config` needs besides its books.
-fn parts(config: &Config, log: Arc<LogQueue>) -> Parts<impl Fn() -> Link + Send + 'static> {
+fn parts(
+    config: &Config,
+    log: Arc<LogQueue>,
+    watcher: Option<Arc<dyn Watcher>>,
+) -> Parts<impl Fn() -> Link + Send + 'static> {
     let db = config.db.clone();
     Parts {
         make_sink: move || Link::new(db.clone()),
         log,
         rejects: Rejects::beside(config.spool_file.as_deref()),
         limit: PendingLimit::for_hosts(config.max_hosts, config.spool_file.clone()),
+        watcher,
     }
 }
 

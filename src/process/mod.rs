@@ -32,10 +32,12 @@ mod sys;
 
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::counters::Counters;
+use crate::flush::Watcher;
 use crate::wire::{self, Message};
 
 pub use self::child::STOP_TIMEOUT;
@@ -82,12 +84,16 @@ impl FlusherProcess {
     /// this module, which starts none there): a fork copies only the
     /// calling thread, and a lock another thread held would stay locked in
     /// the child.
-    pub fn spawn(config: &Config, error_log: Option<RawFd>) -> io::Result<FlusherProcess> {
+    pub fn spawn(
+        config: &Config,
+        error_log: Option<RawFd>,
+        watcher: Option<Arc<dyn Watcher>>,
+    ) -> io::Result<FlusherProcess> {
         let (ours, theirs) = sys::socket_pair()?;
         match sys::fork()? {
             sys::Forked::Child => {
                 drop(ours);
-                let code = child::run(config, theirs, error_log);
+                let code = child::run(config, theirs, error_log, watcher);
                 sys::exit_now(code)
             }
             sys::Forked::Parent(pid) => {

@@ -49,6 +49,17 @@ pub fn format(batches: &[Batch]) -> String {
     out
 }
 
+/// How many record lines `text` holds (whole lines that are not comments),
+/// without parsing them: for the status URL.
+pub fn count_records(text: &[u8]) -> usize {
+    let mut lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
+    lines.pop(); // after the last newline: empty, or a torn write
+    lines
+        .iter()
+        .filter(|l| !l.is_empty() && !l.starts_with(b"#"))
+        .count()
+}
+
 pub fn parse(text: &[u8]) -> Parsed {
     let mut by_id: BTreeMap<String, Vec<Row>> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();

@@ -40,7 +40,7 @@ use crate::counters::{Batch, Counters, Summary};
 use crate::log::LogQueue;
 use crate::schema;
 
-pub use self::format::Parsed;
+pub use self::format::{count_records, Parsed};
 
 /// How much of a claimed spool is read into memory at a time.
 pub const PORTION: usize = 16 << 20;
