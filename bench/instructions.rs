@@ -13,6 +13,10 @@
 //! thread exists, glibc takes its multi-threaded paths in malloc and around
 //! every blocking system call).
 //!
+//! A third variant has 100 host conditions that set `bw_counter.account`
+//! and one URL condition that sets `exclude` (issue #12): every request
+//! then evaluates the 101 conditions.
+//!
 //! BENCH_BASELINE_SO=/path/to/an/older/libmod_bw_counter.so adds that build
 //! as a variant, measured in the same run, for before/after figures.
 //!
@@ -51,6 +55,9 @@ enum Variant {
     /// Another build of the module (BENCH_BASELINE_SO), for before/after.
     Baseline(PathBuf),
     IdleThread,
+    /// The module with 100 `$HTTP["host"] == ...` conditions, each setting
+    /// `bw_counter.account` (issue #12), and one `$HTTP["url"]` exclusion.
+    Accounts,
 }
 
 impl Variant {
@@ -60,6 +67,7 @@ impl Variant {
             Variant::With => "with mod_bw_counter",
             Variant::Baseline(_) => "with the baseline build",
             Variant::IdleThread => "without, plus one idle thread",
+            Variant::Accounts => "with, 100 host conditions set accounts",
         }
     }
 
@@ -72,7 +80,7 @@ impl Variant {
         s.load_module = false;
         match self {
             Variant::Without => {}
-            Variant::With | Variant::Baseline(_) => {
+            Variant::With | Variant::Baseline(_) | Variant::Accounts => {
                 s.load_module = true;
                 if let Variant::Baseline(so) = self {
                     s.module_so = Some(so.clone());
@@ -86,6 +94,17 @@ impl Variant {
                      bw_counter.mysql_user = \"u\"\n\
                      bw_counter.report_interval = 3600\n",
                 );
+                if *self == Variant::Accounts {
+                    for i in 0..100 {
+                        s.conf.push_str(&format!(
+                            "$HTTP[\"host\"] == \"h{i}.example\" {{ bw_counter.account = \"c{}\" }}\n",
+                            i % 10
+                        ));
+                    }
+                    s.conf.push_str(
+                        "$HTTP[\"url\"] =~ \"^/health\" { bw_counter.exclude = \"enable\" }\n",
+                    );
+                }
             }
             Variant::IdleThread => {
                 s.env = vec![("LD_PRELOAD".into(), idle_thread.display().to_string())];
@@ -264,7 +283,7 @@ fn main() {
     let rounds = env_num("BENCH_ROUNDS", 5);
     let dir = TempDir::new("bench-instructions");
     let idle_thread = idle_thread_library(dir.path());
-    let mut variants = vec![Variant::Without, Variant::With];
+    let mut variants = vec![Variant::Without, Variant::With, Variant::Accounts];
     if let Some(so) = std::env::var_os("BENCH_BASELINE_SO") {
         variants.push(Variant::Baseline(PathBuf::from(so)));
     }

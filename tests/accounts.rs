@@ -81,6 +81,20 @@ fn http1_traffic(l: &Lighttpd) {
             "{round}"
         );
     }
+    // HTTP/1.1 keep-alive: several requests, and hosts, on one connection.
+    let mut raw = String::new();
+    for host in HOSTS {
+        for path in ["/index.html", "/health", "/file.bin"] {
+            raw.push_str(&format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n"));
+        }
+    }
+    raw.push_str("GET /index.html HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n");
+    let answers = http::parse_responses(&http::exchange(l.port, raw.as_bytes()), &[]);
+    assert_eq!(
+        answers.len(),
+        3 * HOSTS.len() + 1,
+        "every keep-alive request answered"
+    );
 }
 
 fn http2_traffic(l: &Lighttpd) {

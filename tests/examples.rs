@@ -93,6 +93,10 @@ fn the_example_lighttpd_conf_works_as_its_comments_say() {
     ] {
         http::get(l.port, Some(host), path);
     }
+    // The status URL of the example answers this (loopback) client.
+    let status = http::get(l.port, Some("other.example"), "/bw-status");
+    assert_eq!(status.status, 200, "{}", status.head);
+    assert!(status.head.contains("application/json"), "{}", status.head);
     l.stop_ok();
     let records = common::oracle::read_access_log(&l.access_log);
     let expected = common::oracle::expected_totals_by(&records, |r| match r.host.as_str() {
@@ -101,5 +105,5 @@ fn the_example_lighttpd_conf_works_as_its_comments_say() {
         _ => Some("example.com".into()),
     });
     assert_eq!(expected.len(), 2, "{expected:?}");
-    common::oracle::assert_totals_equal(&expected, &common::oracle::table_totals(&db), 5);
+    common::oracle::assert_totals_equal(&expected, &common::oracle::table_totals(&db), 6);
 }

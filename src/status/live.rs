@@ -89,6 +89,19 @@ impl Live {
         })
     }
 
+    /// Another worker's view of the same board, as a fork gives it (for
+    /// tests and benchmarks, which have one process).
+    pub fn sharing(&self) -> Live {
+        Live {
+            board: self.board.clone(),
+            capacity: self.capacity,
+            slot: None,
+            pid: 0,
+            started: 0,
+            handed: Totals::new(self.capacity),
+        }
+    }
+
     /// In each worker (`worker_init`): takes a slot of the board. A slot
     /// whose worker died carries its totals on.
     pub fn start(&mut self, pid: u32, now: i64) -> Result<(), String> {
@@ -269,5 +282,47 @@ mod tests {
             Ok(Format::Prometheus)
         );
         assert_eq!(Format::from_query(b"format=xml"), Err("xml".to_string()));
+    }
+
+    fn tally(hosts: &[(&'static str, u64)]) -> Tally<crate::tally::tests::Utc> {
+        let mut t = Tally::with_zone(crate::tally::tests::Utc, 10);
+        for &(host, bytes) in hosts {
+            t.count(crate::tally::tests::req(
+                host,
+                bytes,
+                2 * bytes,
+                1_795_910_000,
+            ));
+        }
+        t
+    }
+
+    #[test]
+    fn an_answer_sums_the_workers_handed_and_pending_bytes() {
+        let mut first = Live::create(2, 10).unwrap();
+        let mut second = first.sharing();
+        first.start(std::process::id(), 100).unwrap();
+        second.start(1, 50).unwrap();
+        // The first handed some counts over, and counted more since.
+        let mut t1 = tally(&[("a.example", 10), ("b.example", 1)]);
+        first.handed_over(&t1.take());
+        t1.count(crate::tally::tests::req("a.example", 5, 10, 1_795_910_001));
+        let t2 = tally(&[("a.example", 100)]);
+        second.publish(&t2);
+        let json = first.answer(&t1, Header::default(), Format::Json);
+        assert!(
+            json.contains(
+                r#""vhosts":{"a.example":{"in":115,"out":230},"b.example":{"in":1,"out":2}}"#
+            ),
+            "{json}"
+        );
+        assert!(
+            json.contains(r#""pending":{"rows":2,"bytes_in":105,"bytes_out":210}"#),
+            "{json}"
+        );
+        assert!(
+            json.contains(r#""started":50,"#),
+            "the oldest worker's start: {json}"
+        );
     }
 }
