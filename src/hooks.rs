@@ -73,6 +73,7 @@ pub unsafe extern "C" fn set_defaults(srv: *mut ffi::server, p_d: *mut c_void) -
                 return ffi::HANDLER_ERROR;
             }
         }
+        pd.set_serves_status(wants_status);
         ffi::HANDLER_GO_ON
     })
 }
@@ -139,16 +140,18 @@ pub unsafe extern "C" fn handle_uri_clean(
     r: *mut ffi::request_st,
     p_d: *mut c_void,
 ) -> ffi::handler_t {
+    // Called for every request: without a status URL anywhere, one load
+    // and a return (lighttpd calls registered hooks whatever the options).
+    // SAFETY: p_d is our plugin data or null (invariant 2).
+    if r.is_null() || !unsafe { PluginData::serves_status(p_d) } {
+        return ffi::HANDLER_GO_ON;
+    }
     // SAFETY: p_d is our live plugin data, referenced nowhere else during
     // this hook (invariants 1 and 2).
     let pd = unsafe { PluginData::from_hook(p_d) };
     let Some(instance) = pd.and_then(PluginData::instance) else {
         return ffi::HANDLER_GO_ON;
     };
-    // Without a status URL anywhere: one test, and on.
-    if !instance.has_status() || r.is_null() {
-        return ffi::HANDLER_GO_ON;
-    }
     // SAFETY: r is the hook's non-null live request (invariant 4).
     unsafe { serve_status(r, instance) }
 }

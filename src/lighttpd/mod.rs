@@ -67,6 +67,10 @@ pub struct PluginData {
     /// `srv->errh`, remembered for `cleanup`, which gets no server. Zeroed
     /// by calloc = stderr until `set_defaults` sets it.
     log: ErrorLog,
+    /// Whether some scope sets `bw_counter.status_url`: read by the
+    /// `handle_uri_clean` hook of every request, so kept here, one load
+    /// from `p_d` (calloc's zero = false until `set_defaults`).
+    serves_status: bool,
 }
 
 impl PluginData {
@@ -117,6 +121,22 @@ impl PluginData {
         // SAFETY: raw came from Box::into_raw in `allocate`, and the field
         // now holds null, so this Box is made exactly once.
         Some(unsafe { Box::from_raw(raw) })
+    }
+
+    /// For `handle_uri_clean`: whether some scope sets a status URL.
+    ///
+    /// # Safety
+    /// `p_d` must be null or the pointer [`PluginData::allocate`] returned,
+    /// not yet freed (invariant 2).
+    #[inline(always)]
+    pub unsafe fn serves_status(p_d: *const c_void) -> bool {
+        // SAFETY: by the contract p_d is null or a live PluginData; the
+        // field is a plain bool that only lighttpd's thread writes.
+        unsafe { p_d.cast::<PluginData>().as_ref() }.is_some_and(|pd| pd.serves_status)
+    }
+
+    pub fn set_serves_status(&mut self, on: bool) {
+        self.serves_status = on;
     }
 
     pub fn log(&self) -> ErrorLog {
