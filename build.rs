@@ -249,6 +249,7 @@ fn generate_bindings(headers_dir: &Path, include_dirs: &[PathBuf], out_dir: &Pat
         .allowlist_var("HANDLER_.*")
         .allowlist_var("HTTP_VERSION_.*")
         .allowlist_var("HTTP_METHOD_.*")
+        .allowlist_var("COMP_.*")
         .allowlist_var("T_CONFIG_.*")
         .allowlist_var("TYPE_.*")
         // Enums stay plain integer constants: lighttpd may hand us values a

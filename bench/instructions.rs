@@ -13,9 +13,10 @@
 //! thread exists, glibc takes its multi-threaded paths in malloc and around
 //! every blocking system call).
 //!
-//! A third variant has 100 host conditions that set `bw_counter.account`
-//! and one URL condition that sets `exclude` (issue #12): every request
-//! then evaluates the 101 conditions.
+//! Two more variants (issue #12): 100 host conditions that set
+//! `bw_counter.account` (the module remembers each host's answer), and the
+//! same plus one URL condition that sets `exclude` (every request then
+//! evaluates the 101 conditions).
 //!
 //! BENCH_BASELINE_SO=/path/to/an/older/libmod_bw_counter.so adds that build
 //! as a variant, measured in the same run, for before/after figures.
@@ -56,7 +57,10 @@ enum Variant {
     Baseline(PathBuf),
     IdleThread,
     /// The module with 100 `$HTTP["host"] == ...` conditions, each setting
-    /// `bw_counter.account` (issue #12), and one `$HTTP["url"]` exclusion.
+    /// `bw_counter.account` (issue #12): remembered per host.
+    AccountsByHost,
+    /// The same and one `$HTTP["url"]` exclusion: every request evaluates
+    /// the 101 conditions.
     Accounts,
 }
 
@@ -67,7 +71,8 @@ impl Variant {
             Variant::With => "with mod_bw_counter",
             Variant::Baseline(_) => "with the baseline build",
             Variant::IdleThread => "without, plus one idle thread",
-            Variant::Accounts => "with, 100 host conditions set accounts",
+            Variant::AccountsByHost => "with, 100 host conditions (accounts)",
+            Variant::Accounts => "with, same + 1 URL condition",
         }
     }
 
@@ -80,7 +85,7 @@ impl Variant {
         s.load_module = false;
         match self {
             Variant::Without => {}
-            Variant::With | Variant::Baseline(_) | Variant::Accounts => {
+            Variant::With | Variant::Baseline(_) | Variant::Accounts | Variant::AccountsByHost => {
                 s.load_module = true;
                 if let Variant::Baseline(so) = self {
                     s.module_so = Some(so.clone());
@@ -94,13 +99,15 @@ impl Variant {
                      bw_counter.mysql_user = \"u\"\n\
                      bw_counter.report_interval = 3600\n",
                 );
-                if *self == Variant::Accounts {
+                if matches!(self, Variant::Accounts | Variant::AccountsByHost) {
                     for i in 0..100 {
                         s.conf.push_str(&format!(
                             "$HTTP[\"host\"] == \"h{i}.example\" {{ bw_counter.account = \"c{}\" }}\n",
                             i % 10
                         ));
                     }
+                }
+                if *self == Variant::Accounts {
                     s.conf.push_str(
                         "$HTTP[\"url\"] =~ \"^/health\" { bw_counter.exclude = \"enable\" }\n",
                     );
@@ -283,7 +290,12 @@ fn main() {
     let rounds = env_num("BENCH_ROUNDS", 5);
     let dir = TempDir::new("bench-instructions");
     let idle_thread = idle_thread_library(dir.path());
-    let mut variants = vec![Variant::Without, Variant::With, Variant::Accounts];
+    let mut variants = vec![
+        Variant::Without,
+        Variant::With,
+        Variant::AccountsByHost,
+        Variant::Accounts,
+    ];
     if let Some(so) = std::env::var_os("BENCH_BASELINE_SO") {
         variants.push(Variant::Baseline(PathBuf::from(so)));
     }

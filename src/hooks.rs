@@ -296,11 +296,11 @@ unsafe fn count_scoped(
     // SAFETY: r is the hook's live request (contract, invariant 4).
     let log = unsafe { lighttpd::request_log(r) };
     guarded(name, log, ffi::HANDLER_GO_ON, || {
-        let Some(scopes) = instance.scopes() else {
+        // SAFETY: as above.
+        let ask = |scopes: &_| unsafe { lighttpd::request_scope(r, scopes) };
+        let Some(scope) = instance.request_scope(counted.authority, ask) else {
             return ffi::HANDLER_GO_ON;
         };
-        // SAFETY: as above.
-        let scope = unsafe { lighttpd::request_scope(r, scopes) };
         if let Some(counted) = instance.count_in_scope(scope, counted) {
             if !instance.count_same_row(&counted) {
                 // SAFETY: as above; counted borrows r's buffers.

@@ -19,6 +19,7 @@ use crate::day::{LocalZone, Zone};
 use crate::flush::set_aside_counts;
 use crate::process::{self, FlusherProcess, NotSent};
 use crate::request::Counted;
+use crate::scope_memo::ScopeMemo;
 use crate::status::{Format, Header, Live};
 use crate::tally::Tally;
 
@@ -47,6 +48,8 @@ pub struct Instance<Z: Zone = LocalZone> {
     counting_is_scoped: bool,
     /// The status URL's side, when some scope sets `bw_counter.status_url`.
     live: Option<Live>,
+    /// Scopes remembered per host, when they depend on nothing else.
+    scope_memo: Option<ScopeMemo>,
 }
 
 impl Instance<LocalZone> {
@@ -72,6 +75,7 @@ impl<Z: Zone> Instance<Z> {
             started_at: None,
             counting_is_scoped: false,
             live: None,
+            scope_memo: None,
         }
     }
 
@@ -80,6 +84,9 @@ impl<Z: Zone> Instance<Z> {
         self.tally.set_max_hosts(config.max_hosts);
         self.tally.set_accounts(config.scopes.accounts());
         self.counting_is_scoped = config.scopes.counting_is_scoped();
+        self.scope_memo = (self.counting_is_scoped
+            && config.scopes.counting_depends_on_host_only())
+        .then(|| ScopeMemo::new(2 * config.max_hosts));
         self.config = Some(config);
     }
 
@@ -130,6 +137,21 @@ impl<Z: Zone> Instance<Z> {
     /// The per-condition options (none before `configure`).
     pub fn scopes(&self) -> Option<&Scopes> {
         self.config.as_ref().map(|c| &c.scopes)
+    }
+
+    /// How a request for `authority` is counted: remembered per host when
+    /// the scopes depend on the host alone, else `ask` resolves them
+    /// (lighttpd's conditions). `None` before `configure`.
+    pub fn request_scope(
+        &mut self,
+        authority: &[u8],
+        ask: impl FnOnce(&Scopes) -> RequestScope,
+    ) -> Option<RequestScope> {
+        let scopes = &self.config.as_ref()?.scopes;
+        Some(match &mut self.scope_memo {
+            Some(memo) => memo.scope(authority, || ask(scopes)),
+            None => ask(scopes),
+        })
     }
 
     /// In each lighttpd process that serves requests (after any fork):

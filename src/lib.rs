@@ -45,6 +45,7 @@ pub mod log;
 pub mod process;
 pub mod request;
 pub mod schema;
+pub mod scope_memo;
 pub mod spool;
 pub mod status;
 pub mod tally;

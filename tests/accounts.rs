@@ -202,3 +202,59 @@ fn bad_account_names_refuse_start_up_naming_the_option_and_value() {
         );
     }
 }
+
+/// When every condition that sets these options compares only the host
+/// (nested and `else` ones included), the module remembers each host's
+/// answer instead of asking lighttpd for every request: still exact.
+#[test]
+fn host_only_conditions_nested_and_chained_are_exact() {
+    let db = MariaDb::start();
+    let setup = Setup::new(format!(
+        "{}bw_counter.report_interval = 1\n{}",
+        db.module_options(),
+        r#"
+$HTTP["host"] =~ "(^|\.)example\.com$" { bw_counter.account = "example.com" }
+else $HTTP["host"] == "static.cdn.example" { bw_counter.account = "cdn" }
+$HTTP["host"] =~ "\.org$" {
+    $HTTP["host"] == "quiet.example.org" { bw_counter.exclude = "enable" }
+    $HTTP["host"] != "quiet.example.org" { bw_counter.account = "org sites" }
+}
+"#
+    ));
+    let mut l = Lighttpd::start(&setup);
+    let hosts = [
+        "www.example.com",
+        "static.cdn.example",
+        "quiet.example.org",
+        "a.example.org",
+        "b.example.org",
+        "other.example",
+        "example.com",
+    ];
+    // Keep-alive, hosts alternating on one connection, several rounds.
+    let mut raw = String::new();
+    for round in 0..5 {
+        for host in hosts {
+            raw.push_str(&format!(
+                "GET /index.html?{round} HTTP/1.1\r\nHost: {host}\r\n\r\n"
+            ));
+        }
+    }
+    raw.push_str("GET / HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n");
+    let answers = http::parse_responses(&http::exchange(l.port, raw.as_bytes()), &[]);
+    assert_eq!(answers.len(), 5 * hosts.len() + 1);
+    for host in hosts {
+        http::get(l.port, Some(host), "/index.html");
+    }
+    l.stop_ok();
+    let records = oracle::read_access_log(&l.access_log);
+    let expected = oracle::expected_totals_by(&records, |r| match r.host.as_str() {
+        "www.example.com" | "example.com" => Some("example.com".into()),
+        "static.cdn.example" => Some("cdn".into()),
+        "quiet.example.org" => None,
+        "a.example.org" | "b.example.org" => Some("org sites".into()),
+        other => Some(other.into()),
+    });
+    assert_eq!(expected.len(), 4, "{expected:?}");
+    oracle::assert_totals_equal(&expected, &oracle::table_totals(&db), records.len());
+}

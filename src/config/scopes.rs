@@ -32,6 +32,10 @@ pub struct ConditionValues {
     pub condition: Condition,
     /// The condition as lighttpd names it, for messages.
     pub text: String,
+    /// Whether it, and every condition it is nested in or chained after,
+    /// compares only the host (`$HTTP["host"]`): then whether it matches
+    /// depends on the request's authority alone.
+    pub host_only: bool,
     pub values: Vec<(KeyId, RawValue)>,
 }
 
@@ -64,6 +68,8 @@ struct StatusRule {
 pub struct Scopes {
     counting_default: RequestScope,
     counting: Vec<CountingRule>,
+    /// Every counting rule's condition is `host_only`.
+    counting_by_host: bool,
     accounts: Vec<String>,
     status_default: Option<u32>,
     status: Vec<StatusRule>,
@@ -75,6 +81,13 @@ impl Scopes {
     /// the resolution entirely (the request path of before).
     pub fn counting_is_scoped(&self) -> bool {
         self.counting_default != RequestScope::default() || !self.counting.is_empty()
+    }
+
+    /// Whether a request's [`RequestScope`] depends on its authority
+    /// alone (every condition that sets `account` or `exclude` compares
+    /// only the host), so that it can be remembered per authority.
+    pub fn counting_depends_on_host_only(&self) -> bool {
+        self.counting_by_host
     }
 
     /// Whether a status URL is set anywhere.
@@ -125,7 +138,10 @@ pub fn parse_scopes(
     conditions: &[ConditionValues],
 ) -> Result<Scopes, Vec<ConfigError>> {
     let mut reader = Reader {
-        scopes: Scopes::default(),
+        scopes: Scopes {
+            counting_by_host: true,
+            ..Scopes::default()
+        },
         errors: Vec::new(),
     };
     let (account, exclude, status) = reader.block(global, None);
@@ -144,6 +160,7 @@ pub fn parse_scopes(
                 exclude,
             };
             reader.scopes.counting.push(rule);
+            reader.scopes.counting_by_host &= c.host_only;
         }
         if let Some(url) = url {
             let condition = c.condition;
@@ -286,6 +303,7 @@ mod tests {
         ConditionValues {
             condition,
             text: format!("$HTTP[\"host\"] == \"c{condition}\""),
+            host_only: condition != 3,
             values: values.iter().map(|(k, v)| (*k, s(v))).collect(),
         }
     }
@@ -328,6 +346,10 @@ mod tests {
             ],
         );
         assert_eq!(sc.accounts(), ["example.com", "cdn"]);
+        assert!(
+            !sc.counting_depends_on_host_only(),
+            "condition 3 is not on the host"
+        );
         let scope_of = |matching: &[Condition]| sc.request_scope(|c| matching.contains(&c));
         assert_eq!(scope_of(&[]), RequestScope::default());
         assert_eq!(scope_of(&[1]).account, Some(0));
@@ -345,6 +367,7 @@ mod tests {
             &[cond(5, &[(KeyId::Exclude, "disable")])],
         );
         assert!(sc.counting_is_scoped());
+        assert!(sc.counting_depends_on_host_only());
         let none = sc.request_scope(|_| false);
         assert_eq!((none.account, none.exclude), (Some(0), true));
         let five = sc.request_scope(|c| c == 5);

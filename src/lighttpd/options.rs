@@ -47,6 +47,8 @@ pub unsafe fn read_config(srv: *mut ffi::server, p_d: *mut c_void) -> ConfigInpu
                 condition,
                 // SAFETY: srv is lighttpd's live server (contract).
                 text: unsafe { condition_text(&*srv, condition) },
+                // SAFETY: as above.
+                host_only: unsafe { host_only(&*srv, condition) },
                 values: scope_values,
             });
         }
@@ -166,6 +168,47 @@ unsafe fn condition_text(srv: &ffi::server, index: i32) -> String {
     };
     // SAFETY: each item of config_context is null or a data_config.
     unsafe { data_config_text(context.cast()) }.unwrap_or_else(|| format!("condition {index}"))
+}
+
+/// Whether the condition numbered `index`, and every condition it is
+/// nested in (`parent`) or chained after (`else`: `prev`), compares only
+/// the host (`$HTTP["host"]`, matched against the request's authority).
+/// Anything else, or anything unexpected, is `false`: then every request
+/// asks lighttpd.
+///
+/// # Safety
+/// `srv` must be lighttpd's live server after the config was read.
+unsafe fn host_only(srv: &ffi::server, index: i32) -> bool {
+    // SAFETY: srv->config_context is null or lighttpd's array of contexts,
+    // alive as long as the server's config.
+    let Some(contexts) = (unsafe { srv.config_context.as_ref() }) else {
+        return false;
+    };
+    // SAFETY: as above.
+    let contexts = unsafe { items(contexts) };
+    let Some(&first) = usize::try_from(index).ok().and_then(|i| contexts.get(i)) else {
+        return false;
+    };
+    let mut pending = vec![first.cast::<ffi::data_config>().cast_const()];
+    // Each context is visited once; the bound guards against a cycle.
+    let mut visited = 0;
+    while let Some(dc) = pending.pop() {
+        // SAFETY: every pointer pushed is null or a data_config of the
+        // live config (config_context items, their parent and prev links).
+        let Some(dc) = (unsafe { dc.as_ref() }) else {
+            continue;
+        };
+        visited += 1;
+        if dc.context_ndx == 0 {
+            continue; // the global scope: no condition
+        }
+        if dc.comp != ffi::COMP_HTTP_HOST || visited > contexts.len() {
+            return false;
+        }
+        pending.push(dc.parent);
+        pending.push(dc.prev);
+    }
+    true
 }
 
 /// A context's condition as written, without lighttpd's "global / ".
