@@ -96,6 +96,7 @@ bw_counter.mysql_table = "bandwidth"
 bw_counter.mysql_user = "bw_counter"
 bw_counter.mysql_password = "change-me"
 bw_counter.report_interval = 2
+\$HTTP["remoteip"] == "127.0.0.1" { bw_counter.status_url = "/bw-status" }
 EOF
 "$LIGHTTPD" -D -f "$work/lighttpd.conf" -m "$work/modules" &
 lighttpd_pid=$!
@@ -126,6 +127,9 @@ done
 echo "== the same, summed from lighttpd's own access log (%I, %O per request)"
 awk '{ host = $1; sub(/:[0-9]+$/, "", host); i[host] += $2; o[host] += $3 }
      END { for (h in i) printf "   %-18s in %8d  out %8d\n", h, i[h], o[h] }' "$work/access.log" | sort
+echo "== live status from memory (curl http://127.0.0.1:$port/bw-status?format=prometheus), excerpt"
+curl -s "http://127.0.0.1:$port/bw-status?format=prometheus" |
+    grep -E '^bw_counter_(bytes_total|flush_last_success|rows_delivered_total|pending_rows)' | sed 's/^/   /'
 echo "== mod_bw_counter's lines in lighttpd's error log"
 grep mod_bw_counter "$work/error.log" || true
 rows=$("$MARIADB" -S "$sock" -uroot -N -e "SELECT COUNT(*) FROM bw_counter.bandwidth")

@@ -105,12 +105,6 @@ impl<Z: Zone> Instance<Z> {
         Ok(())
     }
 
-    /// Whether a status URL is configured (read for every request).
-    #[inline(always)]
-    pub fn has_status(&self) -> bool {
-        self.live.is_some()
-    }
-
     /// The status answer in `format`, as of `now` (unix seconds).
     pub fn status(&self, format: Format, lighttpd_version: &str, now: i64) -> Option<String> {
         let (live, config) = (self.live.as_ref()?, self.config.as_ref()?);
