@@ -29,6 +29,30 @@ pub unsafe extern "C" fn init() -> *mut c_void {
     )
 }
 
+/// Runs before lighttpd builds its table of hooks (and, as root, before it
+/// drops privileges): when no scope can ever set a status URL, the
+/// `handle_uri_clean` hook is taken out, so that requests do not pay for a
+/// call that would only return.
+pub unsafe extern "C" fn priv_defaults(srv: *mut ffi::server, p_d: *mut c_void) -> ffi::handler_t {
+    // SAFETY: srv is lighttpd's live server (invariant 3).
+    let log = unsafe { ErrorLog::of_server(srv) };
+    guarded("priv_defaults", log, ffi::HANDLER_GO_ON, || {
+        // A lighttpd of other layouts is refused in set_defaults; read
+        // nothing of it here.
+        if lighttpd::build_check::check().is_err() {
+            return ffi::HANDLER_GO_ON;
+        }
+        // SAFETY: srv is lighttpd's live server, its config read (invariant
+        // 3); p_d is the plugin data of this priv_defaults call.
+        unsafe {
+            if !lighttpd::status_url_anywhere(srv) {
+                lighttpd::unregister_uri_clean(p_d);
+            }
+        }
+        ffi::HANDLER_GO_ON
+    })
+}
+
 pub unsafe extern "C" fn set_defaults(srv: *mut ffi::server, p_d: *mut c_void) -> ffi::handler_t {
     // SAFETY: srv is lighttpd's live server (invariant 3).
     let log = unsafe { ErrorLog::of_server(srv) };

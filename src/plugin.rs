@@ -28,6 +28,7 @@ pub unsafe extern "C" fn mod_bw_counter_plugin_init(p: *mut ffi::plugin) -> c_in
         p.version = ffi::LIGHTTPD_VERSION_ID;
         p.name = NAME.as_ptr();
         p.init = Some(hooks::init);
+        p.priv_defaults = Some(hooks::priv_defaults);
         p.set_defaults = Some(hooks::set_defaults);
         p.worker_init = Some(hooks::worker_init);
         p.handle_trigger = Some(hooks::handle_trigger);

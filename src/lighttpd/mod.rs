@@ -28,11 +28,11 @@ use crate::ffi;
 use crate::instance::Instance;
 
 pub use self::error_log::ErrorLog;
-pub use self::options::read_config;
+pub use self::options::{read_config, status_url_anywhere};
 pub use self::request::{
     clocks, counted_request, has_status, request_facts, request_log, request_scope, server_name,
 };
-pub use self::status::{max_workers, respond, status_request};
+pub use self::status::{max_workers, respond, status_request, unregister_uri_clean};
 
 /// Runs `f`; if it panics, logs the panic to `log` and returns `on_panic`,
 /// so that no panic unwinds into lighttpd's C frames. Needs

@@ -227,6 +227,23 @@ unsafe fn data_config_text(dc: *const ffi::data_config) -> Option<String> {
     )
 }
 
+/// Whether `bw_counter.status_url` is written anywhere in the
+/// configuration (any scope, any value).
+///
+/// # Safety
+/// `srv` must be lighttpd's live server after the config was read.
+pub unsafe fn status_url_anywhere(srv: *const ffi::server) -> bool {
+    // SAFETY: by the contract srv is live, its config read.
+    let Some(srv) = (unsafe { srv.as_ref() }) else {
+        return true;
+    };
+    let name = KeyId::StatusUrl.name();
+    // SAFETY: as above.
+    unsafe { keys_in_all_scopes(srv) }
+        .iter()
+        .any(|k| k.name == name)
+}
+
 /// The items of a lighttpd `array`.
 ///
 /// # Safety

@@ -75,3 +75,29 @@ pub unsafe fn max_workers(srv: *const ffi::server) -> usize {
     // SAFETY: by the contract srv is live (invariant 3).
     unsafe { srv.as_ref() }.map_or(0, |s| usize::from(s.srvconf.max_worker))
 }
+
+/// Takes the module's `handle_uri_clean` hook out of its plugin table, so
+/// that lighttpd, which builds its table of hooks right after
+/// `priv_defaults` returns, never calls it.
+///
+/// # Safety
+/// `p_d` must be the plugin data lighttpd passed to `priv_defaults`, whose
+/// `self` lighttpd set to the module's live plugin table.
+pub unsafe fn unregister_uri_clean(p_d: *mut std::ffi::c_void) {
+    // SAFETY: p_d starts with plugin_data_base (invariant 2), whose self
+    // lighttpd set before calling priv_defaults (plugin.c).
+    let Some(base) = (unsafe { p_d.cast::<ffi::plugin_data_base>().as_ref() }) else {
+        return;
+    };
+    // self points to the plugin struct lighttpd allocated (not a const
+    // object; only its pointer is typed const in some releases), read by
+    // nothing else while this hook runs (invariant 1).
+    // The field is `const plugin *` or `plugin *` depending on the release
+    // (bindgen follows the headers): the cast is needed for some.
+    #[allow(clippy::unnecessary_cast)]
+    let plugin = base.self_ as *mut ffi::plugin;
+    // SAFETY: as above.
+    if let Some(p) = unsafe { plugin.as_mut() } {
+        p.handle_uri_clean = None;
+    }
+}
