@@ -1,0 +1,187 @@
+//! The command line, declared with clap's derive. Argument errors exit
+//! with 64 (EX_USAGE) rather than clap's 2, which bw-report keeps for
+//! database errors.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::error::EXIT_USAGE;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bw-report",
+    version,
+    about = "Reports on mod_bw_counter's table: bytes per virtual host and day"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub range: RangeArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the table is: from a lighttpd configuration, from flags, or both
+/// (a flag wins over the configuration).
+#[derive(Debug, Default, Args)]
+pub struct DbArgs {
+    /// lighttpd configuration to read the bw_counter.* options from (through `lighttpd -p`)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// host, host:port, [IPv6]:port, /unix/socket; localhost is /run/mysqld/mysqld.sock
+    #[arg(long, global = true)]
+    pub server: Option<String>,
+    /// database name
+    #[arg(long, global = true)]
+    pub db: Option<String>,
+    /// table name, or db.table
+    #[arg(long, global = true)]
+    pub table: Option<String>,
+    /// MySQL user (needs only SELECT)
+    #[arg(long, global = true)]
+    pub user: Option<String>,
+    /// file whose first line is the password
+    #[arg(long, global = true, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// TLS: disable, prefer, require, verify_ca or verify_identity
+    #[arg(long, global = true, value_name = "MODE")]
+    pub ssl: Option<String>,
+    /// CA certificate(s) (PEM) for verify_ca and verify_identity
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ssl_ca: Option<PathBuf>,
+}
+
+/// Which days and vhosts.
+#[derive(Debug, Default, Args)]
+pub struct RangeArgs {
+    /// first day, YYYY-MM-DD (default: the first day of --to's month)
+    #[arg(long, global = true, value_parser = parse_day)]
+    pub from: Option<NaiveDate>,
+    /// last day, inclusive, YYYY-MM-DD (default: today, local time)
+    #[arg(long, global = true, value_parser = parse_day)]
+    pub to: Option<NaiveDate>,
+    /// only this vhost (repeat for more)
+    #[arg(long = "vhost", global = true, value_name = "NAME")]
+    pub vhosts: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Bytes in, out and total per vhost over the range, biggest first
+    Top {
+        /// only the N biggest vhosts (shares stay of the grand total)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        limit: Option<u32>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// One line per day and vhost
+    Daily {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// aligned columns in binary units (KiB, MiB, ...)
+    Table,
+    /// exact byte counts, RFC 4180 quoting
+    Csv,
+    /// exact byte counts, an array of objects
+    Json,
+}
+
+/// The arguments, or clap's message and exit status 64 (help and
+/// --version print and exit 0, as usual).
+pub fn parse_or_exit() -> Cli {
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            let _ = e.print();
+            std::process::exit(i32::from(EXIT_USAGE));
+        }
+        Err(e) => e.exit(),
+    }
+}
+
+/// Exactly `YYYY-MM-DD` of a real date: chrono alone would also take
+/// `2026-1-5` or `+2026-01-05`, which nobody means.
+pub fn parse_day(s: &str) -> Result<NaiveDate, String> {
+    let shape_ok = s.len() == 10
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    let date = shape_ok
+        .then(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+        .flatten();
+    date.ok_or_else(|| format!("{s:?} is not a date of the form YYYY-MM-DD"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("bw-report").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn days_must_be_real_and_written_in_full() {
+        assert_eq!(
+            parse_day("2024-02-29"),
+            Ok(NaiveDate::from_ymd_opt(2024, 2, 29).unwrap())
+        );
+        for bad in [
+            "2026-13-01",
+            "2025-02-29",
+            "2026-1-05",
+            "+2026-01-0",
+            "2026/01/05",
+            "",
+            "2026-01-05 ",
+        ] {
+            assert!(parse_day(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn options_go_before_or_after_the_command() {
+        let cli = parse(&[
+            "--db", "d", "top", "--vhost", "a", "--vhost", "b", "--limit", "3",
+        ])
+        .unwrap();
+        assert_eq!(cli.db.db.as_deref(), Some("d"));
+        assert_eq!(cli.range.vhosts, ["a", "b"]);
+        let Command::Top { limit, format } = cli.command else {
+            panic!("not top")
+        };
+        assert_eq!((limit, format), (Some(3), Format::Table));
+        let cli = parse(&["daily", "--format", "csv", "--from", "2026-01-02"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Daily {
+                format: Format::Csv
+            }
+        ));
+        assert_eq!(cli.range.from, NaiveDate::from_ymd_opt(2026, 1, 2));
+    }
+
+    #[test]
+    fn bad_arguments_are_usage_errors() {
+        for bad in [
+            &["top", "--from", "2026-13-01"][..],
+            &["top", "--limit", "0"],
+            &["top", "--format", "xml"],
+            &["nope"],
+            &[],
+        ] {
+            let e = parse(bad).expect_err("should be refused");
+            assert!(e.use_stderr(), "{bad:?}: {e}");
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! What can go wrong, and the exit status each kind gets: scripts tell a
+//! typo (64, BSD's EX_USAGE) from a database problem (2) without parsing
+//! the message.
+
+use std::fmt;
+use std::io;
+use std::process::ExitCode;
+
+/// sysexits.h: the command was used incorrectly.
+pub const EXIT_USAGE: u8 = 64;
+/// The database could not be read.
+pub const EXIT_DATABASE: u8 = 2;
+/// sysexits.h: writing the report failed.
+pub const EXIT_OUTPUT: u8 = 74;
+
+#[derive(Debug)]
+pub enum Error {
+    /// Arguments, dates, or the settings they point to (--config, files).
+    Usage(String),
+    /// The database: unreachable, refused, or not the expected table. The
+    /// message already names server, database and table.
+    Database(String),
+    /// Writing to stdout.
+    Output(io::Error),
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Output(e)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(m) | Error::Database(m) => f.write_str(m),
+            Error::Output(e) => write!(f, "cannot write the report: {e}"),
+        }
+    }
+}
+
+impl Error {
+    /// Prints the error as one line on stderr and returns the exit status.
+    /// A reader that went away (`bw-report daily | head`) is not an error.
+    pub fn report(&self) -> ExitCode {
+        if let Error::Output(e) = self {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                return ExitCode::SUCCESS;
+            }
+        }
+        // One line, whatever the server or a file put into the message.
+        let line: String = self
+            .to_string()
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        eprintln!("bw-report: {line}");
+        ExitCode::from(match self {
+            Error::Usage(_) => EXIT_USAGE,
+            Error::Database(_) => EXIT_DATABASE,
+            Error::Output(_) => EXIT_OUTPUT,
+        })
+    }
+}

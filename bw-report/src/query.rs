@@ -1,0 +1,250 @@
+//! The SQL: the only code that talks to the database, and only in SELECTs
+//! (a user with SELECT on the table is all bw-report needs). Values are
+//! always bound; the table name is the module's validated, quoted form.
+
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use mysql::prelude::Queryable;
+use mysql::{Conn, Opts, OptsBuilder, Params, Row, SslOpts, Value};
+
+use crate::dates::Range;
+use crate::error::Error;
+use crate::report::{DayBytes, VhostBytes};
+use crate::source::{Source, TlsMode};
+use crate::values::Server;
+
+/// A dead server must not hang a report (or the cron job running it).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Per network read or write, not per query: a year of 10,000 vhosts is a
+/// few million rows to sum, which a server does well within this.
+const IO_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The counter table, on an open connection whose columns were checked.
+pub struct Table {
+    conn: Conn,
+    source: Source,
+}
+
+impl Table {
+    /// Connects and checks that the table has the columns the module
+    /// writes, so that a wrong table is one clear error before any report.
+    pub fn open(source: &Source) -> Result<Table, Error> {
+        let conn = connect(source).map_err(|e| failure("cannot reach", source, &e))?;
+        let mut table = Table {
+            conn,
+            source: source.clone(),
+        };
+        let probe = format!(
+            "SELECT vhost, day, `in`, `out` FROM {} LIMIT 0",
+            table.source.table.quoted()
+        );
+        table
+            .conn
+            .query_drop(probe)
+            .map_err(|e| failure("cannot read", source, &e))?;
+        Ok(table)
+    }
+
+    /// Bytes per vhost over the range, in no particular order.
+    pub fn totals(&mut self, range: &Range, vhosts: &[String]) -> Result<Vec<VhostBytes>, Error> {
+        let (filter, params) = filter(range, vhosts);
+        let sql = format!(
+            "SELECT vhost, SUM(`in`), SUM(`out`) FROM {} WHERE {filter} GROUP BY vhost",
+            self.source.table.quoted()
+        );
+        self.rows(&sql, params, |row| {
+            let (vhost, bytes_in, bytes_out) = mysql::from_row_opt::<(Vec<u8>, Value, Value)>(row)
+                .map_err(|e| format!("unexpected row: {e}"))?;
+            Ok(VhostBytes {
+                vhost: String::from_utf8_lossy(&vhost).into_owned(),
+                bytes_in: byte_count(bytes_in)?,
+                bytes_out: byte_count(bytes_out)?,
+            })
+        })
+    }
+
+    /// The table's rows in the range, in no particular order.
+    pub fn daily(&mut self, range: &Range, vhosts: &[String]) -> Result<Vec<DayBytes>, Error> {
+        let (filter, params) = filter(range, vhosts);
+        let sql = format!(
+            "SELECT day, vhost, `in`, `out` FROM {} WHERE {filter}",
+            self.source.table.quoted()
+        );
+        self.rows(&sql, params, |row| {
+            let (day, vhost, bytes_in, bytes_out) =
+                mysql::from_row_opt::<(Value, Vec<u8>, Value, Value)>(row)
+                    .map_err(|e| format!("unexpected row: {e}"))?;
+            Ok(DayBytes {
+                day: date(day)?,
+                vhost: String::from_utf8_lossy(&vhost).into_owned(),
+                bytes_in: byte_count(bytes_in)?,
+                bytes_out: byte_count(bytes_out)?,
+            })
+        })
+    }
+
+    /// Runs `sql` and converts each row; any failure names the table.
+    fn rows<T>(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+        convert: impl Fn(Row) -> Result<T, String>,
+    ) -> Result<Vec<T>, Error> {
+        let source = &self.source;
+        let result = self
+            .conn
+            .exec_iter(sql, Params::Positional(params))
+            .map_err(|e| failure("cannot read", source, &e))?;
+        let mut out = Vec::new();
+        for row in result {
+            let row = row.map_err(|e| failure("cannot read", source, &e))?;
+            let value = convert(row)
+                .map_err(|why| Error::Database(format!("cannot read {source}: {why}")))?;
+            out.push(value);
+        }
+        Ok(out)
+    }
+}
+
+/// The WHERE clause for the range and vhosts, with its bound values.
+fn filter(range: &Range, vhosts: &[String]) -> (String, Vec<Value>) {
+    let mut sql = String::from("day BETWEEN ? AND ?");
+    let mut params = vec![
+        Value::from(range.from.format("%Y-%m-%d").to_string()),
+        Value::from(range.to.format("%Y-%m-%d").to_string()),
+    ];
+    if !vhosts.is_empty() {
+        let marks = vec!["?"; vhosts.len()].join(", ");
+        sql.push_str(&format!(" AND vhost IN ({marks})"));
+        params.extend(vhosts.iter().map(|v| Value::from(v.as_str())));
+    }
+    (sql, params)
+}
+
+/// A byte count: an integer column, or a SUM (a DECIMAL, sent as text).
+/// A negative count is refused rather than shown as a huge one.
+fn byte_count(v: Value) -> Result<u64, String> {
+    let refused = |v: &Value| format!("{} is not a byte count", v.as_sql(true));
+    match v {
+        Value::UInt(n) => Ok(n),
+        Value::Int(n) => u64::try_from(n).map_err(|_| refused(&v)),
+        Value::Bytes(ref b) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| refused(&v)),
+        other => Err(refused(&other)),
+    }
+}
+
+fn date(v: Value) -> Result<NaiveDate, String> {
+    match v {
+        Value::Date(y, m, d, ..) => {
+            NaiveDate::from_ymd_opt(i32::from(y), u32::from(m), u32::from(d))
+        }
+        _ => None,
+    }
+    .ok_or_else(|| "a day that is not a date".to_string())
+}
+
+/// One line naming server, database and table, and what MySQL said.
+fn failure(what: &str, source: &Source, e: &mysql::Error) -> Error {
+    let why = match e {
+        mysql::Error::MySqlError(me) => {
+            format!("ERROR {} ({}): {}", me.code, me.state, me.message)
+        }
+        mysql::Error::IoError(io) => format!("network error: {io}"),
+        other => other.to_string(),
+    };
+    Error::Database(format!("{what} {source}: {why}"))
+}
+
+/// A connection as the module makes one (same TLS meanings, connect
+/// exactly where configured), with a deadline on every network step.
+fn connect(source: &Source) -> mysql::Result<Conn> {
+    match Conn::new(opts(source, true)) {
+        Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported))
+            if source.tls == TlsMode::Prefer =>
+        {
+            Conn::new(opts(source, false))
+        }
+        other => other,
+    }
+}
+
+fn opts(source: &Source, tls: bool) -> Opts {
+    let builder = OptsBuilder::new()
+        .user(Some(source.user.clone()))
+        .pass(source.password.clone())
+        .db_name(Some(source.database.clone()))
+        // The crate's default silently swaps a loopback TCP address for the
+        // server's unix socket; connect exactly where configured.
+        .prefer_socket(false)
+        .tcp_connect_timeout(Some(CONNECT_TIMEOUT))
+        .read_timeout(Some(IO_TIMEOUT))
+        .write_timeout(Some(IO_TIMEOUT));
+    let builder = match tls_opts(source).filter(|_| tls) {
+        Some(ssl) => builder.ssl_opts(ssl),
+        None => builder,
+    };
+    match &source.server {
+        Server::Tcp { host, port } => builder.ip_or_hostname(Some(host.clone())).tcp_port(*port),
+        Server::Socket(path) => builder.socket(Some(path.to_string_lossy().into_owned())),
+    }
+    .into()
+}
+
+/// MySQL's meanings, as in the module: `prefer` and `require` encrypt
+/// without checking the certificate, `verify_ca` checks the chain against
+/// the CA file only, `verify_identity` the host name too.
+fn tls_opts(source: &Source) -> Option<SslOpts> {
+    match source.tls {
+        TlsMode::Disable => None,
+        TlsMode::Prefer | TlsMode::Require => Some(
+            SslOpts::default()
+                .with_danger_accept_invalid_certs(true)
+                .with_danger_skip_domain_validation(true),
+        ),
+        TlsMode::VerifyCa | TlsMode::VerifyIdentity => Some(
+            SslOpts::default()
+                .with_root_cert_path(source.ssl_ca.clone())
+                .with_danger_skip_domain_validation(source.tls == TlsMode::VerifyCa),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_binds_every_value() {
+        let d = |day| NaiveDate::from_ymd_opt(2026, 1, day).unwrap();
+        let range = Range {
+            from: d(1),
+            to: d(31),
+        };
+        let (sql, params) = filter(&range, &[]);
+        assert_eq!(sql, "day BETWEEN ? AND ?");
+        assert_eq!(
+            params,
+            vec![Value::from("2026-01-01"), Value::from("2026-01-31")]
+        );
+        let (sql, params) = filter(&range, &["a'b".into(), "c".into()]);
+        assert_eq!(sql, "day BETWEEN ? AND ? AND vhost IN (?, ?)");
+        assert_eq!(params[2], Value::from("a'b"));
+    }
+
+    #[test]
+    fn byte_counts_are_exact_and_never_negative() {
+        assert_eq!(
+            byte_count(Value::Bytes(b"18446744073709551615".to_vec())),
+            Ok(u64::MAX)
+        );
+        assert_eq!(byte_count(Value::Int(7)), Ok(7));
+        assert!(byte_count(Value::Int(-1)).is_err());
+        assert!(byte_count(Value::Bytes(b"-5".to_vec())).is_err());
+        assert!(byte_count(Value::Bytes(b"1.5".to_vec())).is_err());
+        assert!(byte_count(Value::NULL).is_err());
+    }
+}
