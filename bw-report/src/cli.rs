@@ -119,7 +119,7 @@ pub fn parse_day(s: &str) -> Result<NaiveDate, String> {
     let date = shape_ok
         .then(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
         .flatten();
-    date.ok_or_else(|| format!("{s:?} is not a date of the form YYYY-MM-DD"))
+    date.ok_or_else(|| format!("{s:?} is not a day written YYYY-MM-DD"))
 }
 
 #[cfg(test)]

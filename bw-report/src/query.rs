@@ -154,6 +154,8 @@ fn failure(what: &str, source: &Source, e: &mysql::Error) -> Error {
             format!("ERROR {} ({}): {}", me.code, me.state, me.message)
         }
         mysql::Error::IoError(io) => format!("network error: {io}"),
+        // Its Display is the Debug form ("DriverError { ... }").
+        mysql::Error::DriverError(driver) => driver.to_string(),
         other => other.to_string(),
     };
     Error::Database(format!("{what} {source}: {why}"))
