@@ -71,9 +71,16 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
     }
 }
 
-/// The project's top directory (for examples/*.sql).
+/// The project's top directory (for examples/*.sql): the package's own
+/// directory, or its nearest parent with examples/schema.sql when the rig
+/// is compiled into a workspace member's tests (bw-report/tests).
 pub fn project_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .find(|dir| dir.join("examples/schema.sql").is_file())
+        .unwrap_or(manifest)
+        .to_path_buf()
 }
 
 /// Finds a program in PATH or the sbin directories (CI shells as root may
