@@ -8,9 +8,11 @@
 #                  against the installed lighttpd and each of RELEASES
 #   make test-releases
 #                  only the integration tests against each of RELEASES
-#   make build     the module: target/release/libmod_bw_counter.so
-#   make install   install it as mod_bw_counter.so next to lighttpd's modules
-#                  (MODULES_DIR=... to choose the directory)
+#   make build     the module: target/release/libmod_bw_counter.so, and the
+#                  report tool: target/release/bw-report
+#   make install   install the module as mod_bw_counter.so next to lighttpd's
+#                  modules (MODULES_DIR=... to choose the directory), and
+#                  bw-report as $(DESTDIR)/usr/bin/bw-report
 #   make deb       the Debian package lighttpd-mod-bw-counter, into
 #                  target/debian/ (prints its path)
 #   make automake-proof
@@ -26,6 +28,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 SO := target/release/libmod_bw_counter.so
+REPORT := target/release/bw-report
 
 # What building the module needs from Debian: the lighttpd it is built for
 # (fetch.sh reads its version), bindgen's libclang, a C compiler for the
@@ -97,17 +100,23 @@ headers:
 	@if [ -n "$(LIGHTTPD_SRC)" ]; then echo "using LIGHTTPD_SRC=$(LIGHTTPD_SRC)"; \
 	else lighttpd-headers/fetch.sh; fi
 
+# Two invocations, not --workspace: the module is built alone, exactly as
+# before there was a workspace (no feature of bw-report's dependencies
+# unified into it).
 build: deps headers
 	$(CARGO) build --release
+	$(CARGO) build --release -p bw-report
 
 install: build
 	@[ -n "$(MODULES_DIR)" ] || { echo "cannot find lighttpd's module directory; set MODULES_DIR=" >&2; exit 1; }
 	install -D -m 0644 $(SO) $(DESTDIR)$(MODULES_DIR)/mod_bw_counter.so
+	install -D -m 0755 $(REPORT) $(DESTDIR)/usr/bin/bw-report
 	@echo "installed $(DESTDIR)$(MODULES_DIR)/mod_bw_counter.so; add \"mod_bw_counter\" to server.modules (see examples/lighttpd.conf)"
+	@echo "installed $(DESTDIR)/usr/bin/bw-report (see README, Reports)"
 
 lint: deps headers
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --release --all-targets -- -D warnings
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --release --all-targets --features panic-test -- -D warnings
 
 # cargo test does not rebuild the cdylib the integration tests load, so
@@ -119,6 +128,7 @@ test: deps deps-test headers lint
 	$(CARGO) build --release --features panic-test --target-dir $(PANIC_TEST_TARGET)
 	$(CARGO) build --release
 	$(CARGO) test --release
+	$(CARGO) test --release -p bw-report
 	$(MAKE) automake-proof
 	$(MAKE) test-releases
 
