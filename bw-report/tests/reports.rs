@@ -259,6 +259,32 @@ fn an_empty_range_is_an_empty_report() {
     assert_eq!(none, json!([]));
 }
 
+/// `bw-report daily | head` : a reader that has gone is not an error.
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    use std::process::Stdio;
+    let db = Db::start();
+    db.insert(JANUARY);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bw-report"))
+        .args(db.flags())
+        .args(["daily"])
+        .args(JANUARY_RANGE)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bw-report");
+    // Closed long before the report is ready (it connects first).
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{:?}", out.status);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn a_range_across_months_and_years_is_inclusive() {
     let db = Db::start();
