@@ -127,6 +127,7 @@ PANIC_TEST_TARGET := target/panic-test
 test: deps deps-test headers lint
 	$(CARGO) build --release --features panic-test --target-dir $(PANIC_TEST_TARGET)
 	$(CARGO) build --release
+	$(CARGO) build --release -p bw-report
 	$(CARGO) test --release
 	$(CARGO) test --release -p bw-report
 	$(MAKE) automake-proof
@@ -144,7 +145,7 @@ test-releases: deps deps-test deps-releases
 # lighty-enable-mod, spool directory, Depends on the lighttpd release the
 # module was built for): packaging/debian/build-deb.sh.
 deb: build
-	@packaging/debian/build-deb.sh $(SO)
+	@packaging/debian/build-deb.sh $(SO) $(REPORT)
 
 demo: build deps-demo
 	examples/demo.sh $(SO)

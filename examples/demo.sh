@@ -11,6 +11,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 so=$(realpath "${1:-$top/target/release/libmod_bw_counter.so}")
 port=${DEMO_PORT:-8080}
 [ -f "$so" ] || { echo "demo: $so not built (make build)" >&2; exit 1; }
+report=$(dirname "$so")/bw-report
+[ -x "$report" ] || { echo "demo: $report not built (make build)" >&2; exit 1; }
 
 find_prog() { command -v "$1" 2>/dev/null || { [ -x "/usr/sbin/$1" ] && echo "/usr/sbin/$1"; } || { echo "demo: $1 not found (make deps)" >&2; exit 1; }; }
 MARIADBD=$(find_prog mariadbd)
@@ -124,6 +126,11 @@ for _ in $(seq 30); do
     last=$now
 done
 "$MARIADB" -S "$sock" -uroot -t -e "$query"
+echo "== the same, as bw-report top shows it (README, Reports)"
+printf '%s\n' change-me >"$work/bw_counter.pw"
+chmod 0600 "$work/bw_counter.pw"
+"$report" --server "$sock" --db bw_counter --table bandwidth --user bw_counter \
+    --password-file "$work/bw_counter.pw" top | sed 's/^/   /'
 echo "== the same, summed from lighttpd's own access log (%I, %O per request)"
 awk '{ host = $1; sub(/:[0-9]+$/, "", host); i[host] += $2; o[host] += $3 }
      END { for (h in i) printf "   %-18s in %8d  out %8d\n", h, i[h], o[h] }' "$work/access.log" | sort

@@ -93,6 +93,7 @@ fn the_package_has_debians_layout_and_depends_on_its_lighttpd_release() {
         .collect();
     for expected in [
         "./usr/lib/lighttpd/mod_bw_counter.so",
+        "./usr/bin/bw-report",
         "./etc/lighttpd/conf-available/20-bw-counter.conf",
         "./usr/share/doc/lighttpd-mod-bw-counter/README.md",
         "./usr/share/doc/lighttpd-mod-bw-counter/schema.sql",
@@ -209,6 +210,19 @@ fn debians_lighttpd_loads_the_installed_package_via_lighty_enable_mod() {
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+    // The packaged report tool finds the table through lighttpd's own
+    // reading of that configuration; no database answers for it here, so
+    // it names what it could not reach, in one line, with exit status 2.
+    let report = Command::new("/usr/bin/bw-report")
+        .args(["--config", "/etc/lighttpd/lighttpd.conf", "top"])
+        .output()
+        .expect("bw-report is installed");
+    let said = String::from_utf8_lossy(&report.stderr);
+    assert_eq!(report.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("bw_counter") && said.contains("bandwidth") && said.lines().count() == 1,
+        "{said}"
     );
     // Removing the package disables the module first (else lighttpd would
     // not start without it).

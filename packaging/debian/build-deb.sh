@@ -2,7 +2,7 @@
 # make deb: the module as a Debian package like Debian's own lighttpd
 # modules (lighttpd-mod-*), enabled with `lighty-enable-mod bw-counter`.
 #
-#   packaging/debian/build-deb.sh [path/to/libmod_bw_counter.so]
+#   packaging/debian/build-deb.sh [path/to/libmod_bw_counter.so [path/to/bw-report]]
 #
 # Writes target/debian/lighttpd-mod-bw-counter_<version>_<arch>.deb and
 # prints its path last. The .so must be a release build (make build); the
@@ -14,8 +14,10 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 here="$top/packaging/debian"
 so=${1:-$top/target/release/libmod_bw_counter.so}
+report=${2:-$(dirname "$so")/bw-report}
 die() { echo "build-deb.sh: $*" >&2; exit 1; }
 [ -f "$so" ] || die "$so not built (make build)"
+[ -x "$report" ] || die "$report not built (make build)"
 
 tree=${LIGHTTPD_SRC:-$top/lighttpd-headers/upstream/current}
 lighttpd_version=$(sed -n 's/^AC_INIT(\[lighttpd\],[[:space:]]*\[\([0-9.]*\)\].*/\1/p' "$tree/configure.ac" | head -n1)
@@ -31,11 +33,14 @@ out="$top/target/debian"
 root="$out/root"
 rm -rf "$root"
 mkdir -p "$root/DEBIAN" "$root/usr/lib/lighttpd" "$root/etc/lighttpd/conf-available" \
-    "$root/usr/share/doc/$name"
+    "$root/usr/share/doc/$name" "$root/usr/bin"
 
 # The module, without debug information and line tables (30 MB -> ~3 MB).
 strip --strip-unneeded -o "$root/usr/lib/lighttpd/mod_bw_counter.so" "$so"
 chmod 0644 "$root/usr/lib/lighttpd/mod_bw_counter.so"
+# The report tool (README, Reports), stripped the same way.
+strip --strip-unneeded -o "$root/usr/bin/bw-report" "$report"
+chmod 0755 "$root/usr/bin/bw-report"
 install -m 0644 "$here/20-bw-counter.conf" "$root/etc/lighttpd/conf-available/20-bw-counter.conf"
 install -m 0644 "$top/README.md" "$top/examples/schema.sql" "$top/examples/grants.sql" \
     "$top/examples/report.sql" "$root/usr/share/doc/$name/"
@@ -54,7 +59,8 @@ shlib=$(mktemp -d)
 trap 'rm -rf "$shlib"' EXIT
 mkdir -p "$shlib/debian"
 printf 'Source: %s\n\nPackage: %s\nArchitecture: any\n' "$name" "$name" >"$shlib/debian/control"
-libs=$(cd "$shlib" && dpkg-shlibdeps -O "$root/usr/lib/lighttpd/mod_bw_counter.so" 2>/dev/null |
+libs=$(cd "$shlib" && dpkg-shlibdeps -O "$root/usr/lib/lighttpd/mod_bw_counter.so" \
+    "$root/usr/bin/bw-report" 2>/dev/null |
     sed -n 's/^shlibs:Depends=//p')
 [ -n "$libs" ] || die "dpkg-shlibdeps found no dependencies"
 
