@@ -40,6 +40,14 @@ impl fmt::Display for Error {
 }
 
 impl Error {
+    /// The message on one line, whatever the server or a file put into it.
+    pub fn one_line(&self) -> String {
+        self.to_string()
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect()
+    }
+
     /// Prints the error as one line on stderr and returns the exit status.
     /// A reader that went away (`bw-report daily | head`) is not an error.
     pub fn report(&self) -> ExitCode {
@@ -48,13 +56,7 @@ impl Error {
                 return ExitCode::SUCCESS;
             }
         }
-        // One line, whatever the server or a file put into the message.
-        let line: String = self
-            .to_string()
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        eprintln!("bw-report: {line}");
+        eprintln!("bw-report: {}", self.one_line());
         ExitCode::from(match self {
             Error::Usage(_) => EXIT_USAGE,
             Error::Database(_) => EXIT_DATABASE,
