@@ -1,0 +1,103 @@
+//! The database the bw-report tests read: the module's rig's private
+//! MariaDB, a user that may only SELECT, and the binary run against it.
+//! Shared by the tests of every subcommand (`mod db;` next to `mod common;`).
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use mysql::prelude::Queryable;
+
+use crate::common::mariadb::{MariaDb, DATABASE, TABLE};
+use crate::common::{run, TempDir};
+
+/// A user with nothing but SELECT: all bw-report may need.
+pub const READER: &str = "reader";
+pub const READER_PASSWORD: &str = "read-only \"pw\"";
+
+/// A MariaDB with the module's table, a read-only user, and a password
+/// file for it.
+pub struct Db {
+    pub server: MariaDb,
+    pub password_file: PathBuf,
+    _dir: TempDir,
+}
+
+impl Db {
+    pub fn start() -> Db {
+        let server = MariaDb::start();
+        let mut conn = server.root_conn().expect("root connection");
+        for host in ["localhost", "127.0.0.1"] {
+            // No placeholders in CREATE USER; the password has no ' or \\.
+            conn.query_drop(format!(
+                "CREATE USER '{READER}'@'{host}' IDENTIFIED BY '{READER_PASSWORD}'"
+            ))
+            .expect("create user");
+            conn.query_drop(format!(
+                "GRANT SELECT ON {DATABASE}.* TO '{READER}'@'{host}'"
+            ))
+            .expect("grant");
+        }
+        let dir = TempDir::new("bw-report");
+        let password_file = dir.path().join("password");
+        std::fs::write(
+            &password_file,
+            format!("{READER_PASSWORD}\nnot this line\n"),
+        )
+        .unwrap();
+        Db {
+            server,
+            password_file,
+            _dir: dir,
+        }
+    }
+
+    /// Rows (vhost, day, in, out), values bound as the module binds them.
+    pub fn insert(&self, rows: &[(&str, &str, u64, u64)]) {
+        let mut conn = self.server.root_conn().expect("root connection");
+        for (vhost, day, bytes_in, bytes_out) in rows {
+            conn.exec_drop(
+                format!(
+                    "INSERT INTO {DATABASE}.{TABLE} (vhost, day, `in`, `out`) VALUES (?, ?, ?, ?)"
+                ),
+                (vhost, day, bytes_in, bytes_out),
+            )
+            .unwrap_or_else(|e| panic!("insert {vhost} {day}: {e}"));
+        }
+    }
+
+    /// The flags that find this database, over TCP.
+    pub fn flags(&self) -> Vec<String> {
+        vec![
+            "--server".into(),
+            self.server.tcp_address(),
+            "--db".into(),
+            DATABASE.into(),
+            "--table".into(),
+            TABLE.into(),
+            "--user".into(),
+            READER.into(),
+            "--password-file".into(),
+            self.password_file.display().to_string(),
+        ]
+    }
+
+    /// bw-report with this database's flags, then `args`; must succeed.
+    pub fn report(&self, args: &[&str]) -> String {
+        let out = bw_report(&self.flags(), args);
+        assert!(
+            out.status.success(),
+            "bw-report {args:?}: {:?}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("UTF-8 output")
+    }
+}
+
+pub fn bw_report(flags: &[String], args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bw-report"));
+    cmd.args(flags).args(args);
+    run(&mut cmd, Duration::from_secs(60))
+}
