@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::error::EXIT_USAGE;
 
@@ -83,6 +83,24 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Serve /metrics for Prometheus: bytes per vhost, all days summed, and today's
+    Exporter(ExporterArgs),
+}
+
+/// `bw-report exporter`. --from/--to are refused: the counters sum every
+/// day of the table, and today is the local date.
+#[derive(Debug, Args)]
+pub struct ExporterArgs {
+    /// where to serve /metrics: 127.0.0.1:PORT, [::1]:PORT, or an address of this host
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+    /// days before today whose rows every scrape reads again (late rows land there); older days are summed once a day
+    #[arg(long, value_name = "N", default_value_t = 7,
+          value_parser = clap::value_parser!(u32).range(1..=3660))]
+    pub recent_days: u32,
+    /// ledger table whose newest `at` is the time of the newest write (default: <table>_batches, as the module's)
+    #[arg(long, value_name = "NAME", value_parser = crate::values::parse_table)]
+    pub ledger_table: Option<crate::values::TableName>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -98,7 +116,7 @@ pub enum Format {
 /// The arguments, or clap's message and exit status 64 (help and
 /// --version print and exit 0, as usual).
 pub fn parse_or_exit() -> Cli {
-    match Cli::try_parse() {
+    match Cli::try_parse().and_then(refuse_misplaced) {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {
             let _ = e.print();
@@ -106,6 +124,19 @@ pub fn parse_or_exit() -> Cli {
         }
         Err(e) => e.exit(),
     }
+}
+
+/// What the derive cannot say: global flags a command has no use for
+/// (clap checks conflicts only where the flag was written).
+fn refuse_misplaced(cli: Cli) -> Result<Cli, clap::Error> {
+    let dated = cli.range.from.is_some() || cli.range.to.is_some();
+    if dated && matches!(cli.command, Command::Exporter(_)) {
+        return Err(Cli::command().error(
+            clap::error::ErrorKind::ArgumentConflict,
+            "exporter sums every day of the table: --from and --to do not apply",
+        ));
+    }
+    Ok(cli)
 }
 
 /// Exactly `YYYY-MM-DD` of a real date: chrono alone would also take
@@ -128,6 +159,7 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("bw-report").chain(args.iter().copied()))
+            .and_then(refuse_misplaced)
     }
 
     #[test]
@@ -172,6 +204,32 @@ mod tests {
     }
 
     #[test]
+    fn exporter_takes_an_address_and_the_window() {
+        let cli = parse(&["exporter", "--listen", "[::1]:9100", "--vhost", "a"]).unwrap();
+        let Command::Exporter(args) = cli.command else {
+            panic!("not exporter")
+        };
+        assert_eq!(args.listen, "[::1]:9100".parse().unwrap());
+        assert_eq!((args.recent_days, args.ledger_table), (7, None));
+        assert_eq!(cli.range.vhosts, ["a"]);
+        let cli = parse(&[
+            "exporter",
+            "--listen",
+            "127.0.0.1:0",
+            "--recent-days",
+            "30",
+            "--ledger-table",
+            "db.ledger",
+        ])
+        .unwrap();
+        let Command::Exporter(args) = cli.command else {
+            panic!("not exporter")
+        };
+        assert_eq!(args.recent_days, 30);
+        assert_eq!(args.ledger_table.unwrap().quoted(), "`db`.`ledger`");
+    }
+
+    #[test]
     fn bad_arguments_are_usage_errors() {
         for bad in [
             &["top", "--from", "2026-13-01"][..],
@@ -179,6 +237,30 @@ mod tests {
             &["top", "--format", "xml"],
             &["nope"],
             &[],
+            &["exporter"],
+            &["exporter", "--listen", "localhost:9100"],
+            &[
+                "exporter",
+                "--listen",
+                "127.0.0.1:9100",
+                "--recent-days",
+                "0",
+            ],
+            &[
+                "exporter",
+                "--listen",
+                "127.0.0.1:9100",
+                "--ledger-table",
+                "a-b",
+            ],
+            &[
+                "exporter",
+                "--listen",
+                "127.0.0.1:9100",
+                "--from",
+                "2026-01-01",
+            ],
+            &["--to", "2026-01-01", "exporter", "--listen", "[::1]:9100"],
         ] {
             let e = parse(bad).expect_err("should be refused");
             assert!(e.use_stderr(), "{bad:?}: {e}");

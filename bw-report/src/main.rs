@@ -5,6 +5,7 @@
 mod cli;
 mod dates;
 mod error;
+mod exporter;
 mod query;
 mod render;
 mod report;
@@ -49,6 +50,7 @@ fn run(cli: Cli, today: chrono::NaiveDate) -> Result<(), Error> {
             let (days, all) = report::daily(table.daily(&range, &cli.range.vhosts)?);
             render::daily(&mut out, format, &range, &days, &all)?;
         }
+        Command::Exporter(args) => exporter::serve(table, &source, &args, &cli.range.vhosts)?,
     }
     out.flush()?;
     Ok(())

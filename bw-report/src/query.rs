@@ -10,9 +10,10 @@ use mysql::{Conn, Opts, OptsBuilder, Params, Row, SslOpts, Value};
 
 use crate::dates::Range;
 use crate::error::Error;
+use crate::exporter::cache::{Recent, Sums};
 use crate::report::{DayBytes, VhostBytes};
 use crate::source::{Source, TlsMode};
-use crate::values::Server;
+use crate::values::{Server, TableName};
 
 /// A dead server must not hang a report (or the cron job running it).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -120,6 +121,160 @@ fn filter(range: &Range, vhosts: &[String]) -> (String, Vec<Value>) {
         params.extend(vhosts.iter().map(|v| Value::from(v.as_str())));
     }
     (sql, params)
+}
+
+/// At most this many vhosts per `vhost IN (...)`: from 1000 values on,
+/// MariaDB turns the list into a join (in_predicate_conversion_threshold)
+/// that reads every day of each vhost instead of a range of the key.
+const VHOSTS_PER_QUERY: usize = 500;
+
+/// The sums the exporter selects per vhost, after the vhost itself.
+const SUMS: &str = "SUM(`in`), SUM(`out`), COUNT(*), MAX(day)";
+
+/// The exporter's reads, each shaped to the primary key (vhost, day) so that
+/// a scrape reads the recent rows of each vhost and not the whole table.
+impl Table {
+    /// Every vhost that has a row: a loose scan of the key's first part
+    /// (EXPLAIN: "Using index for group-by"), one dive per vhost. Sent as
+    /// text, not prepared: MariaDB 10.11 runs a prepared statement's loose
+    /// scan at its first execution only, and reads the whole key after.
+    pub fn vhosts(&mut self) -> Result<Vec<String>, Error> {
+        let sql = format!(
+            "SELECT vhost FROM {} GROUP BY vhost",
+            self.source.table.quoted()
+        );
+        let names: Vec<Vec<u8>> = self
+            .conn
+            .query(sql)
+            .map_err(|e| failure("cannot read", &self.source, &e))?;
+        Ok(names
+            .iter()
+            .map(|name| String::from_utf8_lossy(name).into_owned())
+            .collect())
+    }
+
+    /// Per vhost (of `only`, or all), its rows of the days before `cutoff`:
+    /// all of them are read (a scan of the key), which the exporter does
+    /// once a day.
+    pub fn sums_before(
+        &mut self,
+        cutoff: NaiveDate,
+        only: Option<&[String]>,
+    ) -> Result<Vec<(String, Sums)>, Error> {
+        let table = self.source.table.quoted();
+        let Some(vhosts) = only else {
+            let sql = format!("SELECT vhost, {SUMS} FROM {table} WHERE day < ? GROUP BY vhost");
+            return self.rows(&sql, vec![day_value(cutoff)], vhost_sums);
+        };
+        self.per_chunk(vhosts, |marks| {
+            let sql = format!(
+                "SELECT vhost, {SUMS} FROM {table} WHERE day < ? AND vhost IN ({marks}) GROUP BY vhost"
+            );
+            (sql, vec![day_value(cutoff)])
+        }, vhost_sums)
+    }
+
+    /// Per vhost of `vhosts`, its rows from `cutoff` on, and `today`'s
+    /// bytes: one range of the key per vhost, (vhost, cutoff) onwards.
+    pub fn sums_since(
+        &mut self,
+        cutoff: NaiveDate,
+        today: NaiveDate,
+        vhosts: &[String],
+    ) -> Result<Vec<Recent>, Error> {
+        let table = self.source.table.quoted();
+        self.per_chunk(
+            vhosts,
+            |marks| {
+                let sql = format!(
+                    "SELECT vhost, {SUMS}, SUM(IF(day = ?, `in`, 0)), SUM(IF(day = ?, `out`, 0)) \
+                 FROM {table} WHERE day >= ? AND vhost IN ({marks}) GROUP BY vhost"
+                );
+                let today = day_value(today);
+                (sql, vec![today.clone(), today, day_value(cutoff)])
+            },
+            |row| {
+                let (vhost, bytes_in, bytes_out, rows, newest, today_in, today_out) =
+                    mysql::from_row_opt::<(Vec<u8>, Value, Value, Value, Value, Value, Value)>(row)
+                        .map_err(|e| format!("unexpected row: {e}"))?;
+                Ok(Recent {
+                    vhost: String::from_utf8_lossy(&vhost).into_owned(),
+                    sums: sums(bytes_in, bytes_out, rows, newest)?,
+                    today_in: byte_count(today_in)?,
+                    today_out: byte_count(today_out)?,
+                })
+            },
+        )
+    }
+
+    /// The newest `at` of the module's ledger table, as Unix time: one dive
+    /// into its index on `at`. A ledger this user cannot read is not an
+    /// error of the connection.
+    pub fn newest_write(&mut self, ledger: &TableName) -> Result<Ledger, Error> {
+        let sql = format!("SELECT UNIX_TIMESTAMP(MAX(at)) FROM {}", ledger.quoted());
+        match self.conn.query_first::<Option<i64>, _>(sql) {
+            Ok(at) => Ok(Ledger::Newest(at.flatten())),
+            Err(mysql::Error::MySqlError(e)) => Ok(Ledger::Unreadable(format!(
+                "ERROR {} ({}): {}",
+                e.code, e.state, e.message
+            ))),
+            Err(e) => Err(failure("cannot read", &self.source, &e)),
+        }
+    }
+
+    /// Whether the connection still answers (the server may have restarted
+    /// since the last scrape).
+    pub fn answers(&mut self) -> bool {
+        self.conn.ping().is_ok()
+    }
+
+    /// One query per chunk of `vhosts`, the chunk bound after `sql`'s own
+    /// values; the rows of all of them.
+    fn per_chunk<T>(
+        &mut self,
+        vhosts: &[String],
+        sql: impl Fn(&str) -> (String, Vec<Value>),
+        convert: impl Fn(Row) -> Result<T, String>,
+    ) -> Result<Vec<T>, Error> {
+        let mut out = Vec::new();
+        for chunk in vhosts.chunks(VHOSTS_PER_QUERY) {
+            let (text, mut params) = sql(&vec!["?"; chunk.len()].join(", "));
+            params.extend(chunk.iter().map(|v| Value::from(v.as_str())));
+            out.extend(self.rows(&text, params, &convert)?);
+        }
+        Ok(out)
+    }
+}
+
+/// What the ledger says about the newest write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ledger {
+    /// Unix time of the newest committed flush; None while it is empty.
+    Newest(Option<i64>),
+    /// The server's refusal (no such table, no SELECT right).
+    Unreadable(String),
+}
+
+fn day_value(day: NaiveDate) -> Value {
+    Value::from(day.format("%Y-%m-%d").to_string())
+}
+
+/// A row `vhost, SUMS`.
+fn vhost_sums(row: Row) -> Result<(String, Sums), String> {
+    let (vhost, bytes_in, bytes_out, rows, newest) =
+        mysql::from_row_opt::<(Vec<u8>, Value, Value, Value, Value)>(row)
+            .map_err(|e| format!("unexpected row: {e}"))?;
+    let vhost = String::from_utf8_lossy(&vhost).into_owned();
+    Ok((vhost, sums(bytes_in, bytes_out, rows, newest)?))
+}
+
+fn sums(bytes_in: Value, bytes_out: Value, rows: Value, newest: Value) -> Result<Sums, String> {
+    Ok(Sums {
+        bytes_in: byte_count(bytes_in)?,
+        bytes_out: byte_count(bytes_out)?,
+        rows: byte_count(rows)?,
+        newest_day: Some(date(newest)?),
+    })
 }
 
 /// A byte count: an integer column, or a SUM (a DECIMAL, sent as text).
