@@ -11,117 +11,48 @@ mod common;
 mod db;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use common::http::{self, Response};
+use common::http;
 use common::mariadb::{DATABASE, TABLE};
 use common::wait_for;
-use db::{bw_report, Db};
+use db::{bw_report, Db, Exporter};
 use mysql::prelude::Queryable;
 
 /// A zone 3 hours east of UTC: local dates differ from UTC's from 21:00 on.
 const TZ: &str = "XST-3";
 
-/// The exporter as a child process with a fake clock starting at `clock`
-/// (local time), killed when dropped, also when a test fails.
-struct Exporter {
-    child: Child,
-    port: u16,
-    stderr: Arc<Mutex<Vec<String>>>,
+/// The exporter on this database, with a fake clock starting at `clock`
+/// (local time in [`TZ`]).
+fn start_exporter(db: &Db, clock: &str, extra: &[&str]) -> Exporter {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bw-report"));
+    cmd.args(db.flags())
+        .args(["exporter", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env("LD_PRELOAD", common::libfaketime())
+        .env("FAKETIME", format!("@{clock}"))
+        .env("DONT_FAKE_MONOTONIC", "1")
+        .env("TZ", TZ);
+    Exporter::spawn(cmd)
 }
 
-impl Exporter {
-    fn start(db: &Db, clock: &str, extra: &[&str]) -> Exporter {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bw-report"));
-        cmd.args(db.flags())
-            .args(["exporter", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("LD_PRELOAD", common::libfaketime())
-            .env("FAKETIME", format!("@{clock}"))
-            .env("DONT_FAKE_MONOTONIC", "1")
-            .env("TZ", TZ)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        common::own_group_dies_with_test(&mut cmd);
-        let mut child = cmd.spawn().expect("spawn bw-report exporter");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let lines = BufReader::new(child.stderr.take().expect("stderr"));
-        let sink = Arc::clone(&stderr);
-        thread::spawn(move || {
-            for line in lines.lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut exporter = Exporter {
-            child,
-            port: 0,
-            stderr,
-        };
-        let serving = exporter.wait_for_line(|l| l.contains("serving http://"));
-        let address = serving.split("http://").nth(1).unwrap();
-        let port = address
-            .split('/')
-            .next()
-            .unwrap()
-            .rsplit(':')
-            .next()
-            .unwrap();
-        exporter.port = port.parse().unwrap_or_else(|_| panic!("{serving}"));
-        exporter
-    }
-
-    fn log(&self) -> Vec<String> {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// The first line of stderr that `matches`, waiting up to 30 s for it.
-    fn wait_for_line(&mut self, matches: impl Fn(&str) -> bool) -> String {
-        let line = wait_for(Duration::from_secs(30), || {
-            let log = self.log();
-            if let Some(line) = log.iter().find(|l| matches(l)) {
-                return Some(Ok(line.clone()));
-            }
-            let exited = self.child.try_wait().ok().flatten();
-            exited.map(|status| Err(format!("exited {status}: {log:?}")))
-        });
-        match line {
-            Some(Ok(line)) => line,
-            Some(Err(why)) => panic!("bw-report exporter {why}"),
-            None => panic!("no such line within 30 s: {:?}", self.log()),
-        }
-    }
-
-    fn get(&self, path: &str) -> Response {
-        http::get(self.port, Some("127.0.0.1"), path)
-    }
-
-    /// A scrape that must succeed, parsed.
-    fn scrape(&self) -> Samples {
-        let answer = self.get("/metrics");
-        let body = String::from_utf8(answer.body).expect("UTF-8");
-        assert_eq!(answer.status, 200, "{}\n{body}", answer.head);
-        assert!(
-            answer
-                .head
-                .contains("Content-Type: text/plain; version=0.0.4; charset=utf-8"),
-            "{}",
-            answer.head
-        );
-        parse_prometheus(&body)
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A scrape that must succeed, parsed.
+fn scrape(exporter: &Exporter) -> Samples {
+    let answer = exporter.get("/metrics");
+    let body = String::from_utf8(answer.body).expect("UTF-8");
+    assert_eq!(answer.status, 200, "{}\n{body}", answer.head);
+    assert!(
+        answer
+            .head
+            .contains("Content-Type: text/plain; version=0.0.4; charset=utf-8"),
+        "{}",
+        answer.head
+    );
+    parse_prometheus(&body)
 }
 
 /// One sample as prometheus_client's parser reads it.
@@ -281,8 +212,8 @@ fn scrapes_show_the_table_to_the_byte() {
     ledger_entry(&db, "web1-1", 1_773_090_000);
     ledger_entry(&db, "web2-7", 1_773_100_123);
     // 01:00 on the 10th locally is still the 9th in UTC.
-    let exporter = Exporter::start(&db, "2026-03-10 01:00:00", &[]);
-    let first = exporter.scrape();
+    let exporter = start_exporter(&db, "2026-03-10 01:00:00", &[]);
+    let first = scrape(&exporter);
     let (totals, todays) = expected(&db, "2026-03-10");
     assert_eq!(first.per_vhost(TOTAL, "counter"), totals);
     assert_eq!(first.per_vhost(TODAY, "gauge"), todays);
@@ -309,7 +240,7 @@ fn scrapes_show_the_table_to_the_byte() {
             ("www.example.org", "2026-03-01", 400, 500),
         ],
     );
-    let second = exporter.scrape();
+    let second = scrape(&exporter);
     let (mut totals, todays) = expected(&db, "2026-03-10");
     *totals
         .get_mut(&("www.example.org".into(), "in".into()))
@@ -340,7 +271,7 @@ fn scrapes_show_the_table_to_the_byte() {
 fn only_metrics_is_served() {
     let db = Db::start();
     db.insert(ROWS);
-    let exporter = Exporter::start(&db, "2026-03-10 12:00:00", &[]);
+    let exporter = start_exporter(&db, "2026-03-10 12:00:00", &[]);
     for path in ["/", "/metrics/", "/favicon.ico", "/metricsx"] {
         assert_eq!(exporter.get(path).status, 404, "{path}");
     }
@@ -388,8 +319,8 @@ fn hostile_vhosts_are_read_back_exactly() {
         .collect();
     db.insert(&rows);
     db.insert(&[("plain.example", "2026-03-01", 1, 2)]);
-    let exporter = Exporter::start(&db, "2026-03-10 12:00:00", &[]);
-    let samples = exporter.scrape();
+    let exporter = start_exporter(&db, "2026-03-10 12:00:00", &[]);
+    let samples = scrape(&exporter);
     let (totals, todays) = expected(&db, "2026-03-10");
     assert_eq!(samples.per_vhost(TOTAL, "counter"), totals);
     assert_eq!(samples.per_vhost(TODAY, "gauge"), todays);
@@ -407,7 +338,7 @@ fn hostile_vhosts_are_read_back_exactly() {
     );
 
     // --vhost shows only those (and counts only their rows).
-    let only = Exporter::start(
+    let only = start_exporter(
         &db,
         "2026-03-10 12:00:00",
         &[
@@ -419,7 +350,7 @@ fn hostile_vhosts_are_read_back_exactly() {
             "nobody",
         ],
     );
-    let samples = only.scrape();
+    let samples = scrape(&only);
     let shown: Vec<String> = samples
         .per_vhost(TOTAL, "counter")
         .into_keys()
@@ -445,8 +376,8 @@ fn the_window_moves_at_local_midnight() {
         ("b.example", "2026-03-10", 8, 80),
     ]);
     let started = Instant::now();
-    let exporter = Exporter::start(&db, "2026-03-10 23:59:55", &["--recent-days", "2"]);
-    let before = exporter.scrape();
+    let exporter = start_exporter(&db, "2026-03-10 23:59:55", &["--recent-days", "2"]);
+    let before = scrape(&exporter);
     assert_eq!(
         before.per_vhost(TODAY, "gauge"),
         expected(&db, "2026-03-10").1
@@ -459,7 +390,7 @@ fn the_window_moves_at_local_midnight() {
             ("b.example", "2026-03-11", 16, 160),
         ],
     );
-    let still = exporter.scrape();
+    let still = scrape(&exporter);
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "too slow to scrape before midnight"
@@ -471,7 +402,7 @@ fn the_window_moves_at_local_midnight() {
     );
     // Midnight is 5 s after the exporter started; wait for it with a margin.
     thread::sleep(Duration::from_millis(7500).saturating_sub(started.elapsed()));
-    let after = exporter.scrape();
+    let after = scrape(&exporter);
     let (totals, todays) = expected(&db, "2026-03-11");
     assert_eq!(after.per_vhost(TOTAL, "counter"), totals, "exact again");
     assert_eq!(after.per_vhost(TODAY, "gauge"), todays);
@@ -494,8 +425,8 @@ fn the_window_moves_at_local_midnight() {
 fn a_database_that_stops_is_503_until_it_is_back() {
     let mut db = Db::start();
     db.insert(ROWS);
-    let exporter = Exporter::start(&db, "2026-03-10 12:00:00", &[]);
-    let before = exporter.scrape();
+    let exporter = start_exporter(&db, "2026-03-10 12:00:00", &[]);
+    let before = scrape(&exporter);
     db.server.stop();
     let mut answers = Vec::new();
     for _ in 0..3 {
