@@ -14,21 +14,18 @@
 //! every statement of one scrape as the server's slow log saw it (rows
 //! examined and EXPLAIN), so the plan quoted in the README is the plan
 //! of the statements the exporter really sends.
-#![allow(unsafe_code)] // the rig's process-group and signal helpers
-
-#[path = "../../tests/common/mod.rs"]
-mod common;
-#[path = "../tests/db/mod.rs"]
-mod db;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::mariadb::{DATABASE, TABLE};
-use db::{Db, Exporter};
 use mysql::prelude::Queryable;
+use support::common::mariadb::{DATABASE, TABLE};
+use support::exporter::Exporter;
+use support::Db;
 
 const DAYS: u32 = 365;
 const SCRAPES: usize = 20;

@@ -4,11 +4,7 @@
 //! (Debian's python3-prometheus-client). Its clock is libfaketime's, in a
 //! zone east of UTC, so that "today" is a known local date.
 
-#[allow(unsafe_code)] // the rig's process-group and signal helpers
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
-mod db;
+mod support;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -17,11 +13,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use common::http;
-use common::mariadb::{DATABASE, TABLE};
-use common::wait_for;
-use db::{bw_report, Db, Exporter};
 use mysql::prelude::Queryable;
+use support::common::mariadb::{DATABASE, TABLE};
+use support::common::{self as common, http, wait_for};
+use support::exporter::Exporter;
+use support::{bw_report, Db};
 
 /// A zone 3 hours east of UTC: local dates differ from UTC's from 21:00 on.
 const TZ: &str = "XST-3";

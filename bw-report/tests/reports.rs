@@ -3,46 +3,14 @@
 //! in every format, the ranges, hostile vhosts, --config through lighttpd,
 //! and the exit statuses.
 
-#[allow(unsafe_code)] // the rig's process-group and signal helpers
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
-mod db;
+mod support;
 
 use std::process::Command;
 
-use common::mariadb::{DATABASE, TABLE};
-use common::TempDir;
-use db::{bw_report, Db, READER, READER_PASSWORD};
 use serde_json::{json, Value};
-
-/// Reports in the machine formats, parsed.
-trait Formats {
-    fn json(&self, args: &[&str]) -> Value;
-    fn csv(&self, args: &[&str]) -> Vec<Vec<String>>;
-}
-
-impl Formats for Db {
-    fn json(&self, args: &[&str]) -> Value {
-        let text = self.report(&[args, &["--format", "json"]].concat());
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
-    }
-
-    fn csv(&self, args: &[&str]) -> Vec<Vec<String>> {
-        let text = self.report(&[args, &["--format", "csv"]].concat());
-        parse_csv(&text)
-    }
-}
-
-/// With a real RFC 4180 reader; the header is the first record.
-fn parse_csv(text: &str) -> Vec<Vec<String>> {
-    csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_reader(text.as_bytes())
-        .records()
-        .map(|r| r.expect("valid csv").iter().map(str::to_string).collect())
-        .collect()
-}
+use support::common::mariadb::{DATABASE, TABLE};
+use support::common::{self as common, TempDir};
+use support::{bw_report, Db, READER, READER_PASSWORD};
 
 fn strings(rows: &[&[&str]]) -> Vec<Vec<String>> {
     rows.iter()

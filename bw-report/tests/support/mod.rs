@@ -1,21 +1,22 @@
-//! The database the bw-report tests read: the module's rig's private
-//! MariaDB, a user that may only SELECT, and the binary run against it,
-//! once (`bw_report`) or as a server (`Exporter`). Shared by the tests of
-//! every subcommand and the exporter's bench (`mod db;` next to
-//! `mod common;`).
+//! What the bw-report integration tests (and the exporter's bench) share:
+//! a private MariaDB (the module's rig, tests/common) with a read-only
+//! user, rows the tests write, and bw-report run as the built binary
+//! against it, once (`bw_report`) or as a server (`exporter::Exporter`).
 #![allow(dead_code)] // each test binary uses a different part
 
-use std::io::{BufRead, BufReader};
+#[allow(unsafe_code)] // the rig's process-group and signal helpers
+#[path = "../../../tests/common/mod.rs"]
+pub mod common;
+pub mod exporter;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Output};
 use std::time::Duration;
 
+use common::mariadb::{MariaDb, DATABASE, TABLE};
+use common::{run, TempDir};
 use mysql::prelude::Queryable;
-
-use crate::common::http::{self, Response};
-use crate::common::mariadb::{MariaDb, DATABASE, TABLE};
-use crate::common::{run, wait_for, TempDir};
+use serde_json::Value;
 
 /// A user with nothing but SELECT: all bw-report may need.
 pub const READER: &str = "reader";
@@ -104,6 +105,16 @@ impl Db {
         );
         String::from_utf8(out.stdout).expect("UTF-8 output")
     }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let text = self.report(&[args, &["--format", "json"]].concat());
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    pub fn csv(&self, args: &[&str]) -> Vec<Vec<String>> {
+        let text = self.report(&[args, &["--format", "csv"]].concat());
+        parse_csv(&text)
+    }
 }
 
 pub fn bw_report(flags: &[String], args: &[&str]) -> Output {
@@ -112,76 +123,12 @@ pub fn bw_report(flags: &[String], args: &[&str]) -> Output {
     run(&mut cmd, Duration::from_secs(60))
 }
 
-/// `bw-report exporter` running, killed when dropped (also when a test
-/// fails); its stderr is collected line by line.
-pub struct Exporter {
-    child: Child,
-    pub port: u16,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Exporter {
-    /// Starts `cmd` (bw-report with `exporter --listen 127.0.0.1:0` among
-    /// its arguments) and waits until it serves; the port is the one its
-    /// "serving" line names.
-    pub fn spawn(mut cmd: Command) -> Exporter {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        crate::common::own_group_dies_with_test(&mut cmd);
-        let mut child = cmd.spawn().expect("spawn bw-report exporter");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let lines = BufReader::new(child.stderr.take().expect("stderr"));
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in lines.lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut exporter = Exporter {
-            child,
-            port: 0,
-            stderr,
-        };
-        let serving = exporter.wait_for_line(|l| l.contains("serving http://"));
-        let address = serving.split("http://").nth(1).unwrap();
-        let port = address.split('/').next().unwrap().rsplit(':').next();
-        exporter.port = port
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {serving:?}"));
-        exporter
-    }
-
-    /// Its stderr so far.
-    pub fn log(&self) -> Vec<String> {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// The first line of stderr that `matches`, waiting up to 60 s for it.
-    pub fn wait_for_line(&mut self, matches: impl Fn(&str) -> bool) -> String {
-        let line = wait_for(Duration::from_secs(60), || {
-            let log = self.log();
-            if let Some(line) = log.iter().find(|l| matches(l)) {
-                return Some(Ok(line.clone()));
-            }
-            let exited = self.child.try_wait().ok().flatten();
-            exited.map(|status| Err(format!("exited {status}: {log:?}")))
-        });
-        match line {
-            Some(Ok(line)) => line,
-            Some(Err(why)) => panic!("bw-report exporter {why}"),
-            None => panic!("no such line within 60 s: {:?}", self.log()),
-        }
-    }
-
-    pub fn get(&self, path: &str) -> Response {
-        http::get(self.port, Some("127.0.0.1"), path)
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// With a real RFC 4180 reader; the header is the first record.
+pub fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(text.as_bytes())
+        .records()
+        .map(|r| r.expect("valid csv").iter().map(str::to_string).collect())
+        .collect()
 }
