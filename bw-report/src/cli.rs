@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::EXIT_USAGE;
 
@@ -131,7 +131,7 @@ pub fn parse_or_exit() -> Cli {
 fn refuse_misplaced(cli: Cli) -> Result<Cli, clap::Error> {
     let dated = cli.range.from.is_some() || cli.range.to.is_some();
     if dated && matches!(cli.command, Command::Exporter(_)) {
-        return Err(Cli::command().error(
+        return Err(<Cli as clap::CommandFactory>::command().error(
             clap::error::ErrorKind::ArgumentConflict,
             "exporter sums every day of the table: --from and --to do not apply",
         ));
@@ -204,32 +204,6 @@ mod tests {
     }
 
     #[test]
-    fn exporter_takes_an_address_and_the_window() {
-        let cli = parse(&["exporter", "--listen", "[::1]:9100", "--vhost", "a"]).unwrap();
-        let Command::Exporter(args) = cli.command else {
-            panic!("not exporter")
-        };
-        assert_eq!(args.listen, "[::1]:9100".parse().unwrap());
-        assert_eq!((args.recent_days, args.ledger_table), (7, None));
-        assert_eq!(cli.range.vhosts, ["a"]);
-        let cli = parse(&[
-            "exporter",
-            "--listen",
-            "127.0.0.1:0",
-            "--recent-days",
-            "30",
-            "--ledger-table",
-            "db.ledger",
-        ])
-        .unwrap();
-        let Command::Exporter(args) = cli.command else {
-            panic!("not exporter")
-        };
-        assert_eq!(args.recent_days, 30);
-        assert_eq!(args.ledger_table.unwrap().quoted(), "`db`.`ledger`");
-    }
-
-    #[test]
     fn bad_arguments_are_usage_errors() {
         for bad in [
             &["top", "--from", "2026-13-01"][..],
@@ -265,5 +239,31 @@ mod tests {
             let e = parse(bad).expect_err("should be refused");
             assert!(e.use_stderr(), "{bad:?}: {e}");
         }
+    }
+
+    #[test]
+    fn exporter_takes_an_address_and_the_window() {
+        let cli = parse(&["exporter", "--listen", "[::1]:9100", "--vhost", "a"]).unwrap();
+        let Command::Exporter(args) = cli.command else {
+            panic!("not exporter")
+        };
+        assert_eq!(args.listen, "[::1]:9100".parse().unwrap());
+        assert_eq!((args.recent_days, args.ledger_table), (7, None));
+        assert_eq!(cli.range.vhosts, ["a"]);
+        let cli = parse(&[
+            "exporter",
+            "--listen",
+            "127.0.0.1:0",
+            "--recent-days",
+            "30",
+            "--ledger-table",
+            "db.ledger",
+        ])
+        .unwrap();
+        let Command::Exporter(args) = cli.command else {
+            panic!("not exporter")
+        };
+        assert_eq!(args.recent_days, 30);
+        assert_eq!(args.ledger_table.unwrap().quoted(), "`db`.`ledger`");
     }
 }

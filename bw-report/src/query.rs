@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::exporter::cache::{Recent, Sums};
 use crate::report::{DayBytes, VhostBytes};
 use crate::source::{Source, TlsMode};
-use crate::values::{Server, TableName};
+use crate::values::Server;
 
 /// A dead server must not hang a report (or the cron job running it).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -210,7 +210,7 @@ impl Table {
     /// The newest `at` of the module's ledger table, as Unix time: one dive
     /// into its index on `at`. A ledger this user cannot read is not an
     /// error of the connection.
-    pub fn newest_write(&mut self, ledger: &TableName) -> Result<Ledger, Error> {
+    pub fn newest_write(&mut self, ledger: &crate::values::TableName) -> Result<Ledger, Error> {
         let sql = format!("SELECT UNIX_TIMESTAMP(MAX(at)) FROM {}", ledger.quoted());
         match self.conn.query_first::<Option<i64>, _>(sql) {
             Ok(at) => Ok(Ledger::Newest(at.flatten())),
