@@ -211,22 +211,8 @@ mod tests {
             &["top", "--format", "xml"],
             &["nope"],
             &[],
-            &["exporter"],
-            &["exporter", "--listen", "localhost:9100"],
-            &[
-                "exporter",
-                "--listen",
-                "127.0.0.1:9100",
-                "--recent-days",
-                "0",
-            ],
-            &[
-                "exporter",
-                "--listen",
-                "127.0.0.1:9100",
-                "--ledger-table",
-                "a-b",
-            ],
+            // --from/--to with the exporter, written before or after it
+            // (its other refusals: tests/exporter.rs).
             &[
                 "exporter",
                 "--listen",

@@ -166,12 +166,14 @@ impl Table {
             let sql = format!("SELECT vhost, {SUMS} FROM {table} WHERE day < ? GROUP BY vhost");
             return self.rows(&sql, vec![day_value(cutoff)], vhost_sums);
         };
-        self.per_chunk(vhosts, |marks| {
+        let sql = |marks: &str| {
             let sql = format!(
-                "SELECT vhost, {SUMS} FROM {table} WHERE day < ? AND vhost IN ({marks}) GROUP BY vhost"
+                "SELECT vhost, {SUMS} FROM {table} \
+                 WHERE day < ? AND vhost IN ({marks}) GROUP BY vhost"
             );
             (sql, vec![day_value(cutoff)])
-        }, vhost_sums)
+        };
+        self.per_chunk(vhosts, sql, vhost_sums)
     }
 
     /// Per vhost of `vhosts`, its rows from `cutoff` on, and `today`'s
@@ -188,7 +190,7 @@ impl Table {
             |marks| {
                 let sql = format!(
                     "SELECT vhost, {SUMS}, SUM(IF(day = ?, `in`, 0)), SUM(IF(day = ?, `out`, 0)) \
-                 FROM {table} WHERE day >= ? AND vhost IN ({marks}) GROUP BY vhost"
+                     FROM {table} WHERE day >= ? AND vhost IN ({marks}) GROUP BY vhost"
                 );
                 let today = day_value(today);
                 (sql, vec![today.clone(), today, day_value(cutoff)])
