@@ -15,6 +15,16 @@ mod units;
 // both read `host:port`, `[v6]:port`, `/socket` and `localhost` by one rule.
 #[path = "../../src/config/values.rs"]
 mod values;
+// Likewise `bw_counter.mysql_ssl`'s modes, and how the module connects
+// (TLS meanings, deadlines, exactly where configured).
+#[path = "../../src/flush/connect.rs"]
+mod connect;
+#[path = "../../src/config/tls.rs"]
+#[allow(dead_code)] // TlsMode::name() serves the module's log lines
+mod tls;
+// connect.rs names these through `super`, as in the module.
+use tls::TlsMode;
+use values::Server;
 
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
