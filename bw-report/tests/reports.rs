@@ -3,128 +3,14 @@
 //! in every format, the ranges, hostile vhosts, --config through lighttpd,
 //! and the exit statuses.
 
-#[allow(unsafe_code)] // the rig's process-group and signal helpers
-#[path = "../../tests/common/mod.rs"]
-mod common;
+mod support;
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::Command;
 
-use common::mariadb::{MariaDb, DATABASE, TABLE};
-use common::{run, TempDir};
-use mysql::prelude::Queryable;
 use serde_json::{json, Value};
-
-/// A user with nothing but SELECT: all bw-report may need.
-const READER: &str = "reader";
-const READER_PASSWORD: &str = "read-only \"pw\"";
-
-/// A MariaDB with the module's table, a read-only user, and a password
-/// file for it.
-struct Db {
-    server: MariaDb,
-    password_file: PathBuf,
-    _dir: TempDir,
-}
-
-impl Db {
-    fn start() -> Db {
-        let server = MariaDb::start();
-        let mut conn = server.root_conn().expect("root connection");
-        for host in ["localhost", "127.0.0.1"] {
-            // No placeholders in CREATE USER; the password has no ' or \\.
-            conn.query_drop(format!(
-                "CREATE USER '{READER}'@'{host}' IDENTIFIED BY '{READER_PASSWORD}'"
-            ))
-            .expect("create user");
-            conn.query_drop(format!(
-                "GRANT SELECT ON {DATABASE}.* TO '{READER}'@'{host}'"
-            ))
-            .expect("grant");
-        }
-        let dir = TempDir::new("bw-report");
-        let password_file = dir.path().join("password");
-        std::fs::write(
-            &password_file,
-            format!("{READER_PASSWORD}\nnot this line\n"),
-        )
-        .unwrap();
-        Db {
-            server,
-            password_file,
-            _dir: dir,
-        }
-    }
-
-    /// Rows (vhost, day, in, out), values bound as the module binds them.
-    fn insert(&self, rows: &[(&str, &str, u64, u64)]) {
-        let mut conn = self.server.root_conn().expect("root connection");
-        for (vhost, day, bytes_in, bytes_out) in rows {
-            conn.exec_drop(
-                format!(
-                    "INSERT INTO {DATABASE}.{TABLE} (vhost, day, `in`, `out`) VALUES (?, ?, ?, ?)"
-                ),
-                (vhost, day, bytes_in, bytes_out),
-            )
-            .unwrap_or_else(|e| panic!("insert {vhost} {day}: {e}"));
-        }
-    }
-
-    /// The flags that find this database, over TCP.
-    fn flags(&self) -> Vec<String> {
-        vec![
-            "--server".into(),
-            self.server.tcp_address(),
-            "--db".into(),
-            DATABASE.into(),
-            "--table".into(),
-            TABLE.into(),
-            "--user".into(),
-            READER.into(),
-            "--password-file".into(),
-            self.password_file.display().to_string(),
-        ]
-    }
-
-    /// bw-report with this database's flags, then `args`; must succeed.
-    fn report(&self, args: &[&str]) -> String {
-        let out = bw_report(&self.flags(), args);
-        assert!(
-            out.status.success(),
-            "bw-report {args:?}: {:?}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("UTF-8 output")
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let text = self.report(&[args, &["--format", "json"]].concat());
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
-    }
-
-    fn csv(&self, args: &[&str]) -> Vec<Vec<String>> {
-        let text = self.report(&[args, &["--format", "csv"]].concat());
-        parse_csv(&text)
-    }
-}
-
-fn bw_report(flags: &[String], args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bw-report"));
-    cmd.args(flags).args(args);
-    run(&mut cmd, Duration::from_secs(60))
-}
-
-/// With a real RFC 4180 reader; the header is the first record.
-fn parse_csv(text: &str) -> Vec<Vec<String>> {
-    csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_reader(text.as_bytes())
-        .records()
-        .map(|r| r.expect("valid csv").iter().map(str::to_string).collect())
-        .collect()
-}
+use support::common::mariadb::{DATABASE, TABLE};
+use support::common::{self as common, TempDir};
+use support::{bw_report, Db, READER, READER_PASSWORD};
 
 fn strings(rows: &[&[&str]]) -> Vec<Vec<String>> {
     rows.iter()
