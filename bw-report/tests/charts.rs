@@ -15,7 +15,7 @@ use std::time::Duration;
 use roxmltree::{Document, Node};
 use serde_json::Value;
 use support::common::{self as common, TempDir};
-use support::{bw_report, Db};
+use support::{bw_report, Db, ACROSS_YEARS, ACROSS_YEARS_RANGE};
 
 type Row = (String, String, u64, u64);
 
@@ -103,15 +103,11 @@ fn expected(rows: &[Row], from: &str, to: &str, limit: usize) -> Expected {
     }
 }
 
-/// bw-report with the database's flags; must succeed.
-fn run_ok(db: &Db, args: &[&str]) {
-    let out = bw_report(&db.flags(), args);
-    assert!(
-        out.status.success(),
-        "bw-report {args:?}: {:?}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// `bw-report COMMAND --out DIR/FILE ARGS...`, which must succeed; the file.
+fn write_out(db: &Db, dir: &TempDir, command: &str, file: &str, args: &[&str]) -> PathBuf {
+    let path = dir.path().join(file);
+    db.report(&[&[command, "--out", path_arg(&path)][..], args].concat());
+    path
 }
 
 fn path_arg(path: &Path) -> &str {
@@ -192,14 +188,12 @@ fn svg_chart_stacks_the_top_vhosts_and_others() {
     let rows = january_rows();
     insert(&db, &rows);
     let dir = TempDir::new("chart-svg");
-    let file = dir.path().join("january.svg");
-    run_ok(
+    let file = write_out(
         &db,
-        &[
-            &["chart", "--limit", "3", "--out", path_arg(&file)][..],
-            &JANUARY,
-        ]
-        .concat(),
+        &dir,
+        "chart",
+        "january.svg",
+        &[&["--limit", "3"][..], &JANUARY].concat(),
     );
     let text = std::fs::read_to_string(&file).unwrap();
     let doc = Document::parse(&text).unwrap_or_else(|e| panic!("not XML: {e}"));
@@ -226,11 +220,7 @@ fn svg_chart_stacks_the_top_vhosts_and_others() {
     );
 
     // The default limit (8) leaves nobody to fold.
-    let all = dir.path().join("all.SVG");
-    run_ok(
-        &db,
-        &[&["chart", "--out", path_arg(&all)][..], &JANUARY].concat(),
-    );
+    let all = write_out(&db, &dir, "chart", "all.SVG", &JANUARY);
     let text = std::fs::read_to_string(&all).unwrap();
     check_bars(
         &Document::parse(&text).unwrap(),
@@ -238,21 +228,8 @@ fn svg_chart_stacks_the_top_vhosts_and_others() {
     );
 
     // --vhost restricts, as in the other reports.
-    let only = dir.path().join("only.svg");
-    run_ok(
-        &db,
-        &[
-            &[
-                "chart",
-                "--vhost",
-                "blog.example.org",
-                "--out",
-                path_arg(&only),
-            ][..],
-            &JANUARY,
-        ]
-        .concat(),
-    );
+    let only_args = [&["--vhost", "blog.example.org"][..], &JANUARY].concat();
+    let only = write_out(&db, &dir, "chart", "only.svg", &only_args);
     let text = std::fs::read_to_string(&only).unwrap();
     let only_blog: Vec<Row> = rows
         .iter()
@@ -320,18 +297,9 @@ fn png_chart_is_1200_by_600_and_drawn() {
     let rows = january_rows();
     insert(&db, &rows);
     let dir = TempDir::new("chart-png");
-    let file = dir.path().join("january.png");
-    let svg = dir.path().join("january.svg");
-    for out in [&file, &svg] {
-        run_ok(
-            &db,
-            &[
-                &["chart", "--limit", "3", "--out", path_arg(out)][..],
-                &JANUARY,
-            ]
-            .concat(),
-        );
-    }
+    let args = [&["--limit", "3"][..], &JANUARY].concat();
+    let file = write_out(&db, &dir, "chart", "january.png", &args);
+    let svg = write_out(&db, &dir, "chart", "january.svg", &args);
     let image = decode_png(&file);
     assert_eq!((image.width, image.height), (1200, 600));
     let background = image.count([255, 255, 255]);
@@ -437,14 +405,12 @@ fn html_figures_are_exact_and_the_same_as_top() {
     let rows = january_rows();
     insert(&db, &rows);
     let dir = TempDir::new("html");
-    let file = dir.path().join("january.html");
-    run_ok(
+    let file = write_out(
         &db,
-        &[
-            &["html", "--limit", "4", "--out", path_arg(&file)][..],
-            &JANUARY,
-        ]
-        .concat(),
+        &dir,
+        "html",
+        "january.html",
+        &[&["--limit", "4"][..], &JANUARY].concat(),
     );
     let text = page(&file);
     let doc = parse_page(&text);
@@ -514,16 +480,8 @@ fn hostile_vhosts_are_escaped_in_svg_and_html() {
     rows.push(("line\nbreak\u{1b}", "2026-01-08", 1, 0));
     db.insert(&rows);
     let dir = TempDir::new("hostile");
-    let svg = dir.path().join("hostile.svg");
-    let html = dir.path().join("hostile.html");
-    run_ok(
-        &db,
-        &[&["chart", "--out", path_arg(&svg)][..], &JANUARY].concat(),
-    );
-    run_ok(
-        &db,
-        &[&["html", "--out", path_arg(&html)][..], &JANUARY].concat(),
-    );
+    let svg = write_out(&db, &dir, "chart", "hostile.svg", &JANUARY);
+    let html = write_out(&db, &dir, "html", "hostile.html", &JANUARY);
 
     let svg_text = std::fs::read_to_string(&svg).unwrap();
     let doc = Document::parse(&svg_text).unwrap_or_else(|e| panic!("not XML: {e}"));
@@ -558,21 +516,9 @@ fn an_empty_range_is_a_chart_that_says_so() {
     db.insert(&[("www.example.org", "2026-01-05", 1, 2)]);
     let dir = TempDir::new("empty");
     let march = ["--from", "2026-03-01", "--to", "2026-03-31"];
-    let svg = dir.path().join("march.svg");
-    let png = dir.path().join("march.png");
-    let html = dir.path().join("march.html");
-    run_ok(
-        &db,
-        &[&["chart", "--out", path_arg(&svg)][..], &march].concat(),
-    );
-    run_ok(
-        &db,
-        &[&["chart", "--out", path_arg(&png)][..], &march].concat(),
-    );
-    run_ok(
-        &db,
-        &[&["html", "--out", path_arg(&html)][..], &march].concat(),
-    );
+    let svg = write_out(&db, &dir, "chart", "march.svg", &march);
+    let png = write_out(&db, &dir, "chart", "march.png", &march);
+    let html = write_out(&db, &dir, "html", "march.html", &march);
 
     let text = std::fs::read_to_string(&svg).unwrap();
     let doc = Document::parse(&text).unwrap();
@@ -599,30 +545,15 @@ fn an_empty_range_is_a_chart_that_says_so() {
 #[test]
 fn a_range_across_months_and_years_has_every_day() {
     let db = Db::start();
-    let rows: Vec<Row> = [
-        ("a.example", "2025-11-30", 1, 1),
-        ("a.example", "2025-12-01", 2, 20),
-        ("a.example", "2025-12-31", 4, 40),
-        ("b.example", "2026-01-01", 8, 80),
-        ("a.example", "2026-02-28", 16, 160),
-        ("a.example", "2026-03-01", 32, 320),
-    ]
-    .iter()
-    .map(|(v, d, i, o)| (v.to_string(), d.to_string(), *i, *o))
-    .collect();
+    let rows: Vec<Row> = ACROSS_YEARS
+        .iter()
+        .map(|(v, d, i, o)| (v.to_string(), d.to_string(), *i, *o))
+        .collect();
     insert(&db, &rows);
     let dir = TempDir::new("years");
-    let range = ["--from", "2025-12-01", "--to", "2026-02-28"];
-    let svg = dir.path().join("winter.svg");
-    let html = dir.path().join("winter.html");
-    run_ok(
-        &db,
-        &[&["chart", "--out", path_arg(&svg)][..], &range].concat(),
-    );
-    run_ok(
-        &db,
-        &[&["html", "--out", path_arg(&html)][..], &range].concat(),
-    );
+    let range = ACROSS_YEARS_RANGE;
+    let svg = write_out(&db, &dir, "chart", "winter.svg", &range);
+    let html = write_out(&db, &dir, "html", "winter.html", &range);
 
     let text = std::fs::read_to_string(&svg).unwrap();
     let doc = Document::parse(&text).unwrap();
@@ -665,11 +596,7 @@ fn the_page_is_self_contained() {
     let db = Db::start();
     insert(&db, &january_rows());
     let dir = TempDir::new("self-contained");
-    let html = dir.path().join("page.html");
-    run_ok(
-        &db,
-        &[&["html", "--out", path_arg(&html)][..], &JANUARY].concat(),
-    );
+    let html = write_out(&db, &dir, "html", "page.html", &JANUARY);
     let text = page(&html);
     let doc = parse_page(&text);
     for node in doc.descendants() {
@@ -761,16 +688,8 @@ fn chromium_renders_the_page() {
     rows.push((HOSTILE[0].to_string(), "2026-01-20".into(), 10, 10));
     insert(&db, &rows);
     let dir = TempDir::new("chromium");
-    let html = dir.path().join("page.html");
-    let svg = dir.path().join("chart.svg");
-    run_ok(
-        &db,
-        &[&["html", "--out", path_arg(&html)][..], &JANUARY].concat(),
-    );
-    run_ok(
-        &db,
-        &[&["chart", "--out", path_arg(&svg)][..], &JANUARY].concat(),
-    );
+    let html = write_out(&db, &dir, "html", "page.html", &JANUARY);
+    let svg = write_out(&db, &dir, "chart", "chart.svg", &JANUARY);
     let url = format!("file://{}", path_arg(&html));
 
     let shot = dir.path().join("page.png");
