@@ -195,15 +195,16 @@ pub fn y_axis(max: u64) -> YAxis {
 
 /// Which days get a label under the bars, and the label: every day, every
 /// other day, weekly or fortnightly from the first day while that makes
-/// few enough labels to fit (a label is about 50 pixels of the plot's 850),
-/// else the first of every month (a year and a bit fits), or of every few
-/// months or years.
+/// few enough labels to fit (a label is about 50 pixels of the plot's 790),
+/// else the first of every month, or of every few months or years.
 pub fn x_labels(days: &[NaiveDate]) -> Vec<(usize, String)> {
     let (Some(first), Some(last)) = (days.first(), days.last()) else {
         return Vec::new();
     };
-    // A range across years names them: longer labels, so fewer.
-    let (max_labels, format) = if first.year() == last.year() {
+    // The title names the range; labels across years name the year too,
+    // and being longer, fewer of them fit.
+    let one_year = first.year() == last.year();
+    let (max_labels, format) = if one_year {
         (16, "%b %-d")
     } else {
         (10, "%Y-%m-%d")
@@ -221,10 +222,11 @@ pub fn x_labels(days: &[NaiveDate]) -> Vec<(usize, String)> {
     }
     let month = |day: &NaiveDate| i64::from(day.year()) * 12 + i64::from(day.month0());
     let months = month(last) - month(first) + 1;
+    let (max_labels, format) = if one_year { (13, "%b") } else { (9, "%b %Y") };
     let every = month_steps()
-        .find(|&step| (months + step - 1) / step <= 13)
+        .find(|&step| (months + step - 1) / step <= max_labels)
         .unwrap_or(i64::MAX);
-    let format = if every >= 12 { "%Y" } else { "%b %Y" };
+    let format = if every >= 12 { "%Y" } else { format };
     days.iter()
         .enumerate()
         .filter(|(_, day)| day.day() == 1 && month(day) % every == 0)
@@ -441,15 +443,19 @@ mod tests {
         let texts: Vec<&str> = year.iter().map(|(_, t)| t.as_str()).collect();
         assert_eq!(
             texts,
-            [
-                "Jul 2025", "Aug 2025", "Sep 2025", "Oct 2025", "Nov 2025", "Dec 2025", "Jan 2026",
-                "Feb 2026", "Mar 2026", "Apr 2026", "May 2026", "Jun 2026"
-            ]
+            ["Jul 2025", "Sep 2025", "Nov 2025", "Jan 2026", "Mar 2026", "May 2026"]
         );
         assert_eq!(year[0].0, 16, "July 1 is the 17th day");
+        let calendar_year = labels_of(d(2026, 1, 1), d(2026, 12, 31));
+        let texts: Vec<&str> = calendar_year.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(
+            texts,
+            ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        );
+        assert_eq!(calendar_year[1].0, 31);
         let decade = labels_of(d(2016, 1, 1), d(2025, 12, 31));
-        assert_eq!(decade.len(), 10);
-        assert_eq!(decade[0].1, "2016");
+        let texts: Vec<&str> = decade.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(texts, ["2016", "2018", "2020", "2022", "2024"]);
         let all_of_time = labels_of(d(1, 1, 1), d(9999, 12, 31));
         assert!((2..=12).contains(&all_of_time.len()), "{all_of_time:?}");
     }

@@ -195,8 +195,11 @@ fn bars<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart) -> Dra
         .enumerate()
         .map(|(i, s)| colour(s, i))
         .collect();
+    // A gap between bars while they are a few pixels wide; past that the
+    // gaps would only flicker, and the bars become one area.
+    let gap = if days <= 100 { DAY_WIDTH / 8 } else { 0 };
     cc.draw_series(chart.segments().into_iter().map(|seg| {
-        let (left, right) = (x_of(seg.day, 12), x_of(seg.day, 88));
+        let (left, right) = (x_of(seg.day, gap), x_of(seg.day, DAY_WIDTH - gap));
         let (low, high) = (y_of(seg.low as f64), y_of(seg.high as f64));
         Rectangle::new([(left, low), (right, high)], colours[seg.series].filled())
     }))?;
