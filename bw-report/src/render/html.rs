@@ -58,12 +58,10 @@ pub fn page(range: &Range, vhosts: &[String], top: &Top, chart: &Chart, svg: &st
         escape(&scope(range, vhosts, top)),
     );
     totals(&mut page, &top.all);
-    let shown = chart.series.iter().filter(|s| !s.others).count();
     let _ = write!(
         page,
-        "<figure>\n{svg}\n<figcaption>Bytes in + out per day, stacked: the {shown} biggest \
-         vhosts, and the others in grey. A day without traffic is an empty bar.</figcaption>\n\
-         </figure>\n"
+        "<figure>\n{svg}\n<figcaption>{}</figcaption>\n</figure>\n",
+        caption(top, chart)
     );
     table(&mut page, top, chart);
     page.push_str(
@@ -71,6 +69,22 @@ pub fn page(range: &Range, vhosts: &[String], top: &Top, chart: &Chart, svg: &st
          1024 bytes; hover a figure for its exact count.</footer>\n</main>\n</body>\n</html>\n",
     );
     page
+}
+
+/// What the chart stacks, said in words.
+fn caption(top: &Top, chart: &Chart) -> String {
+    let shown = chart.series.iter().filter(|s| !s.others).count();
+    let folded = top.vhosts.saturating_sub(shown);
+    let biggest = match shown {
+        1 => "the biggest vhost".to_string(),
+        n => format!("each of the {n} biggest vhosts"),
+    };
+    let colours = match folded {
+        0 => "a colour for each vhost".to_string(),
+        1 => format!("a colour for {biggest}, grey for the other one"),
+        n => format!("a colour for {biggest}, grey for the other {n}"),
+    };
+    format!("Bytes in + out per day, stacked: {colours}. A day without traffic is an empty bar.")
 }
 
 /// What the range covers: days, vhosts, and the --vhost filter if any.
@@ -183,6 +197,29 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_caption_says_what_is_grey() {
+        use crate::report::{self, DayBytes};
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        let range = Range { from: day, to: day };
+        let rows: Vec<DayBytes> = ["a", "b", "c"]
+            .iter()
+            .map(|v| DayBytes {
+                day,
+                vhost: v.to_string(),
+                bytes_in: 1,
+                bytes_out: 1,
+            })
+            .collect();
+        let caption_for = |limit| {
+            let top = report::top(report::vhost_totals(&rows), Some(limit));
+            caption(&top, &crate::chart::build(&rows, &range, limit))
+        };
+        assert!(caption_for(3).contains(": a colour for each vhost."));
+        assert!(caption_for(2).contains("each of the 2 biggest vhosts, grey for the other one."));
+        assert!(caption_for(1).contains("for the biggest vhost, grey for the other 2."));
+    }
 
     #[test]
     fn escaping() {
