@@ -740,3 +740,58 @@ fn chart_arguments_and_write_failures() {
     assert!(stderr.contains(path_arg(&nowhere)), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+/// docs/sample-month.sql, the rows of the README's picture, loads as the
+/// README says and draws: ten vhosts over November 2026 in a database of
+/// their own, the chart's legend in `top`'s order.
+#[test]
+fn the_readme_pictures_rows_load_and_chart() {
+    let db = Db::start();
+    let sql = common::project_dir().join("docs/sample-month.sql");
+    db.server.exec(&std::fs::read_to_string(&sql).unwrap());
+    db.server.exec(&format!(
+        "GRANT SELECT ON bw_counter_sample.* TO '{}'@'127.0.0.1'",
+        support::READER
+    ));
+    let mut flags = db.flags();
+    let at = flags.iter().position(|f| f == "--db").unwrap() + 1;
+    flags[at] = "bw_counter_sample".into();
+    let november = ["--from", "2026-11-01", "--to", "2026-11-30"];
+    let out = bw_report(
+        &flags,
+        &[&november[..], &["top", "--format", "json"]].concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let top: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = top
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["vhost"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 10, "{names:?}");
+    assert_eq!(names[..2], ["static.example.net", "www.example.org"]);
+
+    let dir = TempDir::new("sample-month");
+    let svg = dir.path().join("chart.svg");
+    let out = bw_report(
+        &flags,
+        &[&november[..], &["chart", "--out", path_arg(&svg)]].concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let shown: Vec<String> = legend(&Document::parse(&text).unwrap())
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(shown[..8], names[..8]);
+    assert_eq!(shown[8], "others (2 vhosts)");
+}
