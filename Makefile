@@ -34,8 +34,10 @@ REPORT := target/release/bw-report
 # (fetch.sh reads its version), bindgen's libclang, a C compiler for the
 # shim, and what fetch.sh needs to unpack Debian's source package.
 APT_PACKAGES := lighttpd libclang-dev clang gcc libc6-dev dpkg-dev xz-utils ca-certificates
-# What the demo needs on top: a MariaDB to start privately, a client.
-APT_PACKAGES_DEMO := mariadb-server mariadb-client curl
+# What the demo needs on top: a MariaDB to start privately, a client, the
+# font bw-report draws PNG charts' text with, and Chromium to show what
+# bw-report's html page looks like (the tests render it too).
+APT_PACKAGES_DEMO := mariadb-server mariadb-client curl fonts-dejavu-core chromium
 # What the tests need on top: MariaDB, the clients they drive lighttpd
 # with, openssl for test certificates, libfaketime for the midnight test,
 # Python's Prometheus parser for the status URL.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # mod_bw_counter demo: a private MariaDB (unix socket only) and a lighttpd
 # with the module on 127.0.0.1:8080 serving three virtual hosts; some
-# traffic; one report to the database; the table printed. Everything lives
+# traffic; one report to the database; the table printed; bw-report's
+# top, and a chart and an html page of it in target/demo/. Everything else lives
 # in a temp dir and is stopped and removed at the end, also on failure.
 #
 #   examples/demo.sh [path/to/libmod_bw_counter.so]     (make demo does this)
@@ -126,11 +127,6 @@ for _ in $(seq 30); do
     last=$now
 done
 "$MARIADB" -S "$sock" -uroot -t -e "$query"
-echo "== the same, as bw-report top shows it (README, Reports)"
-printf '%s\n' change-me >"$work/bw_counter.pw"
-chmod 0600 "$work/bw_counter.pw"
-"$report" --server "$sock" --db bw_counter --table bandwidth --user bw_counter \
-    --password-file "$work/bw_counter.pw" top | sed 's/^/   /'
 echo "== the same, summed from lighttpd's own access log (%I, %O per request)"
 awk '{ host = $1; sub(/:[0-9]+$/, "", host); i[host] += $2; o[host] += $3 }
      END { for (h in i) printf "   %-18s in %8d  out %8d\n", h, i[h], o[h] }' "$work/access.log" | sort
@@ -141,3 +137,38 @@ echo "== mod_bw_counter's lines in lighttpd's error log"
 grep mod_bw_counter "$work/error.log" || true
 rows=$("$MARIADB" -S "$sock" -uroot -N -e "SELECT COUNT(*) FROM bw_counter.bandwidth")
 [ "$rows" -ge 3 ] || { echo "demo: expected rows for 3 virtual hosts, got $rows" >&2; exit 1; }
+
+# bw-report last: what an admin reads, and files that outlive the demo.
+printf '%s\n' change-me >"$work/bw_counter.pw"
+chmod 0600 "$work/bw_counter.pw"
+bw_report() {
+    "$report" --server "$sock" --db bw_counter --table bandwidth --user bw_counter \
+        --password-file "$work/bw_counter.pw" "$@"
+}
+out="$top/target/demo"
+mkdir -p "$out"
+bw_report chart --out "$out/chart.svg"
+bw_report chart --out "$out/chart.png"
+bw_report html --out "$out/report.html"
+# The page as a browser shows it, for a look without a browser at hand.
+shot=""
+if CHROMIUM=$(command -v chromium); then
+    mkdir -p "$work/chromium"
+    if HOME="$work/chromium" timeout 120 "$CHROMIUM" --headless --no-sandbox --disable-gpu \
+        --no-first-run --disable-dev-shm-usage --hide-scrollbars --user-data-dir="$work/chromium/profile" \
+        --window-size=1280,1400 --screenshot="$out/report.png" "file://$out/report.html" \
+        >"$work/chromium/log" 2>&1; then
+        shot="$out/report.png"
+    else
+        echo "demo: chromium could not render the page (its log follows)" >&2
+        tail -n 5 "$work/chromium/log" | sed 's/^/   /' >&2
+    fi
+else
+    echo "demo: no chromium to render the page with (apt-get install chromium)" >&2
+fi
+echo "== bw-report top, this month (README, Reports; the status requests above count too, as 127.0.0.1)"
+bw_report top | sed 's/^/   /'
+echo "== bw-report wrote"
+echo "   chart:         $out/chart.svg and $out/chart.png"
+echo "   page:          $out/report.html"
+[ -z "$shot" ] || echo "   page, drawn:   $shot"

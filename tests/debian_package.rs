@@ -86,6 +86,8 @@ fn the_package_has_debians_layout_and_depends_on_its_lighttpd_release() {
         )),
         "{depends}"
     );
+    // bw-report draws PNG charts' text with DejaVu Sans.
+    assert_eq!(field("Recommends").trim(), "fonts-dejavu-core");
     let list = text(&run(Command::new("dpkg-deb").arg("-c").arg(&deb)));
     let files: Vec<&str> = list
         .lines()

@@ -4,124 +4,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use common::http;
 use common::lighttpd::{Lighttpd, Setup};
 use common::mariadb::{MariaDb, USER};
-use common::{oracle, TempDir};
+use common::oracle;
+use common::pki::Pki;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// A CA, a server certificate it signed (for 127.0.0.1), and an unrelated
-/// second CA.
-struct Pki {
-    dir: TempDir,
-}
-
-/// Runs `openssl` in `dir`; panics with its output if it fails.
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new(common::program("openssl"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = TempDir::new("pki");
-        let d = dir.path();
-        let openssl = |args: &[&str]| openssl(d, args);
-        for ca in ["ca", "other-ca"] {
-            openssl(&[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                &format!("/CN=mod_bw_counter test {ca}"),
-                "-keyout",
-                &format!("{ca}.key"),
-                "-out",
-                &format!("{ca}.pem"),
-            ]);
-        }
-        let pki = Pki { dir };
-        pki.server_cert("server", "IP:127.0.0.1");
-        pki
-    }
-
-    /// A server certificate `<name>.pem` / `<name>.key` signed by the CA,
-    /// with `san` as subjectAltName (e.g. `IP:127.0.0.1`).
-    fn server_cert(&self, name: &str, san: &str) {
-        let d = self.dir.path();
-        let openssl = |args: &[&str]| openssl(d, args);
-        let (key, csr, pem, ext) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.pem"),
-            format!("{name}.cnf"),
-        );
-        openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            &format!("/CN={name}"),
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-        ]);
-        std::fs::write(d.join(&ext), format!("subjectAltName={san}\n")).unwrap();
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            &ext,
-            "-out",
-            &pem,
-        ]);
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn server_args(&self) -> Vec<String> {
-        self.server_args_for("server")
-    }
-
-    /// mariadbd options for TLS with the server certificate `name`.
-    fn server_args_for(&self, name: &str) -> Vec<String> {
-        vec![
-            format!("--ssl-ca={}", self.path("ca.pem").display()),
-            format!("--ssl-cert={}", self.path(&format!("{name}.pem")).display()),
-            format!("--ssl-key={}", self.path(&format!("{name}.key")).display()),
-        ]
-    }
-}
 
 fn tls_setup(db: &MariaDb, mode: &str, ca: Option<&Path>) -> Setup {
     let mut conf = format!(

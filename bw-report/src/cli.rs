@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::chart;
 use crate::error::EXIT_USAGE;
 
 #[derive(Debug, Parser)]
@@ -78,6 +79,26 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Stacked bars of bytes in + out per day: the N biggest vhosts and the others
+    Chart {
+        /// vhosts with a colour of their own; the rest are "others", in grey
+        #[arg(long, value_name = "N", default_value_t = chart::DEFAULT_LIMIT,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+        /// FILE.svg or FILE.png (1200x600; PNG text needs fonts-dejavu-core)
+        #[arg(long, value_name = "FILE", value_parser = parse_chart_file)]
+        out: ChartFile,
+    },
+    /// One self-contained HTML page: totals, the top table and the chart
+    Html {
+        /// vhosts in the table and with a colour in the chart (totals are of all)
+        #[arg(long, value_name = "N", default_value_t = chart::DEFAULT_LIMIT,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+        /// the page to write
+        #[arg(long, value_name = "FILE.html")]
+        out: PathBuf,
+    },
     /// One line per day and vhost
     Daily {
         #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -111,6 +132,32 @@ pub enum Format {
     Csv,
     /// exact byte counts, an array of objects
     Json,
+}
+
+/// Where `chart` writes, and in which format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChartFile {
+    pub path: PathBuf,
+    pub format: ChartFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChartFormat {
+    Svg,
+    Png,
+}
+
+/// The format is the file's extension (any case): a chart written as
+/// SVG into `chart.png` would be a trap.
+pub fn parse_chart_file(s: &str) -> Result<ChartFile, String> {
+    let path = PathBuf::from(s);
+    let extension = path.extension().and_then(|e| e.to_str());
+    let format = match extension.map(str::to_ascii_lowercase).as_deref() {
+        Some("svg") => ChartFormat::Svg,
+        Some("png") => ChartFormat::Png,
+        _ => return Err(format!("{s:?}: the chart is FILE.svg or FILE.png")),
+    };
+    Ok(ChartFile { path, format })
 }
 
 /// The arguments, or clap's message and exit status 64 (help and
@@ -204,11 +251,35 @@ mod tests {
     }
 
     #[test]
+    fn chart_format_is_the_extension() {
+        let cli = parse(&["chart", "--out", "/tmp/Traffic.PNG"]).unwrap();
+        let Command::Chart { limit, out } = cli.command else {
+            panic!("not chart")
+        };
+        assert_eq!(limit, chart::DEFAULT_LIMIT);
+        assert_eq!(out.format, ChartFormat::Png);
+        assert_eq!(out.path, PathBuf::from("/tmp/Traffic.PNG"));
+        assert_eq!(
+            parse_chart_file("a.b/c.svg").map(|f| f.format),
+            Ok(ChartFormat::Svg)
+        );
+        assert!(parse_chart_file("svg").is_err());
+        assert!(parse_chart_file("c.svg.gz").is_err());
+        let cli = parse(&["html", "--out", "page.html", "--limit", "3"]).unwrap();
+        assert!(matches!(cli.command, Command::Html { limit: 3, .. }));
+    }
+
+    #[test]
     fn bad_arguments_are_usage_errors() {
         for bad in [
             &["top", "--from", "2026-13-01"][..],
             &["top", "--limit", "0"],
             &["top", "--format", "xml"],
+            &["chart", "--out", "chart.jpg"],
+            &["chart", "--out", "chart"],
+            &["chart"],
+            &["chart", "--out", "a.svg", "--limit", "0"],
+            &["html"],
             &["nope"],
             &[],
             // --from/--to with the exporter, written before or after it

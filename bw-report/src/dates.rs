@@ -29,6 +29,12 @@ impl Range {
         }
         Ok(Range { from, to })
     }
+
+    /// Every day of the range, in order, also those without a row.
+    pub fn days(&self) -> impl Iterator<Item = NaiveDate> {
+        let to = self.to;
+        self.from.iter_days().take_while(move |day| *day <= to)
+    }
 }
 
 #[cfg(test)]
@@ -64,5 +70,33 @@ mod tests {
             matches!(e, Error::Usage(ref m) if m.contains("--from 2026-03-18 is after --to 2026-03-17"))
         );
         assert!(Range::resolve(Some(today), Some(today), today).is_ok());
+    }
+
+    #[test]
+    fn days_cover_the_range_across_months_and_years() {
+        let r = Range {
+            from: d(2024, 12, 30),
+            to: d(2025, 1, 2),
+        };
+        let days: Vec<NaiveDate> = r.days().collect();
+        assert_eq!(
+            days,
+            [
+                d(2024, 12, 30),
+                d(2024, 12, 31),
+                d(2025, 1, 1),
+                d(2025, 1, 2)
+            ]
+        );
+        let leap = Range {
+            from: d(2024, 2, 28),
+            to: d(2024, 3, 1),
+        };
+        assert_eq!(leap.days().count(), 3);
+        let one = Range {
+            from: d(2026, 1, 1),
+            to: d(2026, 1, 1),
+        };
+        assert_eq!(one.days().collect::<Vec<_>>(), [d(2026, 1, 1)]);
     }
 }

@@ -12,6 +12,8 @@ pub const EXIT_USAGE: u8 = 64;
 pub const EXIT_DATABASE: u8 = 2;
 /// sysexits.h: writing the report failed.
 pub const EXIT_OUTPUT: u8 = 74;
+/// sysexits.h: a support file is missing (the PNG chart's font).
+pub const EXIT_UNAVAILABLE: u8 = 69;
 
 #[derive(Debug)]
 pub enum Error {
@@ -20,8 +22,11 @@ pub enum Error {
     /// The database: unreachable, refused, or not the expected table. The
     /// message already names server, database and table.
     Database(String),
-    /// Writing to stdout.
+    /// Writing to stdout, or to the file of --out.
     Output(io::Error),
+    /// Something the machine lacks: the font file a PNG chart needs. The
+    /// message names it and its Debian package.
+    Unavailable(String),
 }
 
 impl From<io::Error> for Error {
@@ -33,7 +38,7 @@ impl From<io::Error> for Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Usage(m) | Error::Database(m) => f.write_str(m),
+            Error::Usage(m) | Error::Database(m) | Error::Unavailable(m) => f.write_str(m),
             Error::Output(e) => write!(f, "cannot write the report: {e}"),
         }
     }
@@ -61,6 +66,7 @@ impl Error {
             Error::Usage(_) => EXIT_USAGE,
             Error::Database(_) => EXIT_DATABASE,
             Error::Output(_) => EXIT_OUTPUT,
+            Error::Unavailable(_) => EXIT_UNAVAILABLE,
         })
     }
 }

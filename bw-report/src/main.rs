@@ -2,6 +2,7 @@
 //! writing SQL. This file only wires the layers together; each decision
 //! lives in a module named after it.
 
+mod chart;
 mod cli;
 mod dates;
 mod error;
@@ -16,6 +17,16 @@ mod units;
 // both read `host:port`, `[v6]:port`, `/socket` and `localhost` by one rule.
 #[path = "../../src/config/values.rs"]
 mod values;
+// Likewise `bw_counter.mysql_ssl`'s modes, and how the module connects
+// (TLS meanings, deadlines, exactly where configured).
+#[path = "../../src/flush/connect.rs"]
+mod connect;
+#[path = "../../src/config/tls.rs"]
+#[allow(dead_code)] // TlsMode::name() serves the module's log lines
+mod tls;
+// connect.rs names these through `super`, as in the module.
+use tls::TlsMode;
+use values::Server;
 
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
@@ -45,6 +56,16 @@ fn run(cli: Cli, today: chrono::NaiveDate) -> Result<(), Error> {
             let totals = table.totals(&range, &cli.range.vhosts)?;
             let top = report::top(totals, limit.map(|n| n as usize));
             render::top(&mut out, format, &range, &top)?;
+        }
+        Command::Chart { limit, out } => {
+            let rows = table.daily(&range, &cli.range.vhosts)?;
+            render::chart_file(&out, &chart::build(&rows, &range, limit as usize))?;
+        }
+        Command::Html { limit, out } => {
+            let rows = table.daily(&range, &cli.range.vhosts)?;
+            let top = report::top(report::vhost_totals(&rows), Some(limit as usize));
+            let chart = chart::build(&rows, &range, limit as usize);
+            render::html_file(&out, &range, &cli.range.vhosts, &top, &chart)?;
         }
         Command::Daily { format } => {
             let (days, all) = report::daily(table.daily(&range, &cli.range.vhosts)?);

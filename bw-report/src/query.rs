@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use mysql::prelude::Queryable;
-use mysql::{Conn, Opts, OptsBuilder, Params, Row, SslOpts, Value};
+use mysql::{Conn, Params, Row, Value};
 
+use crate::connect::Endpoint;
 use crate::dates::Range;
 use crate::error::Error;
 use crate::exporter::cache::{Recent, Sums};
 use crate::report::{DayBytes, VhostBytes};
-use crate::source::{Source, TlsMode};
-use crate::values::Server;
+use crate::source::Source;
 
 /// A dead server must not hang a report (or the cron job running it).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -321,55 +321,17 @@ fn failure(what: &str, source: &Source, e: &mysql::Error) -> Error {
 /// A connection as the module makes one (same TLS meanings, connect
 /// exactly where configured), with a deadline on every network step.
 fn connect(source: &Source) -> mysql::Result<Conn> {
-    match Conn::new(opts(source, true)) {
-        Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported))
-            if source.tls == TlsMode::Prefer =>
-        {
-            Conn::new(opts(source, false))
-        }
-        other => other,
-    }
-}
-
-fn opts(source: &Source, tls: bool) -> Opts {
-    let builder = OptsBuilder::new()
-        .user(Some(source.user.clone()))
-        .pass(source.password.clone())
-        .db_name(Some(source.database.clone()))
-        // The crate's default silently swaps a loopback TCP address for the
-        // server's unix socket; connect exactly where configured.
-        .prefer_socket(false)
-        .tcp_connect_timeout(Some(CONNECT_TIMEOUT))
-        .read_timeout(Some(IO_TIMEOUT))
-        .write_timeout(Some(IO_TIMEOUT));
-    let builder = match tls_opts(source).filter(|_| tls) {
-        Some(ssl) => builder.ssl_opts(ssl),
-        None => builder,
+    let endpoint = Endpoint {
+        server: &source.server,
+        user: &source.user,
+        password: source.password.as_deref(),
+        database: &source.database,
+        tls: source.tls,
+        ca: source.ssl_ca.as_deref(),
+        connect_timeout: CONNECT_TIMEOUT,
+        io_timeout: IO_TIMEOUT,
     };
-    match &source.server {
-        Server::Tcp { host, port } => builder.ip_or_hostname(Some(host.clone())).tcp_port(*port),
-        Server::Socket(path) => builder.socket(Some(path.to_string_lossy().into_owned())),
-    }
-    .into()
-}
-
-/// MySQL's meanings, as in the module: `prefer` and `require` encrypt
-/// without checking the certificate, `verify_ca` checks the chain against
-/// the CA file only, `verify_identity` the host name too.
-fn tls_opts(source: &Source) -> Option<SslOpts> {
-    match source.tls {
-        TlsMode::Disable => None,
-        TlsMode::Prefer | TlsMode::Require => Some(
-            SslOpts::default()
-                .with_danger_accept_invalid_certs(true)
-                .with_danger_skip_domain_validation(true),
-        ),
-        TlsMode::VerifyCa | TlsMode::VerifyIdentity => Some(
-            SslOpts::default()
-                .with_root_cert_path(source.ssl_ca.clone())
-                .with_danger_skip_domain_validation(source.tls == TlsMode::VerifyCa),
-        ),
-    }
+    crate::connect::connect(source.tls, endpoint.opts(true), endpoint.opts(false))
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //! Sorting happens here rather than in SQL so that the order is the same
 //! whatever the table's collation (byte order of the vhost breaks ties).
 
+use std::collections::BTreeMap;
+
 use chrono::NaiveDate;
 
 /// Bytes of one vhost over the range.
@@ -93,6 +95,24 @@ pub fn top(mut totals: Vec<VhostBytes>, limit: Option<usize>) -> Top {
     Top { rows, all, vhosts }
 }
 
+/// Each vhost's bytes summed over the rows: what `Table::totals` sums in
+/// SQL, for reports that already read the rows (chart, html).
+pub fn vhost_totals(rows: &[DayBytes]) -> Vec<VhostBytes> {
+    let mut sums: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for r in rows {
+        let sum = sums.entry(&r.vhost).or_default();
+        sum.0 = sum.0.saturating_add(r.bytes_in);
+        sum.1 = sum.1.saturating_add(r.bytes_out);
+    }
+    sums.into_iter()
+        .map(|(vhost, (bytes_in, bytes_out))| VhostBytes {
+            vhost: vhost.to_string(),
+            bytes_in,
+            bytes_out,
+        })
+        .collect()
+}
+
 /// By day, then vhost; and the totals of the rows.
 pub fn daily(mut rows: Vec<DayBytes>) -> (Vec<DayBytes>, Totals) {
     rows.sort_by(|a, b| a.day.cmp(&b.day).then_with(|| a.vhost.cmp(&b.vhost)));
@@ -165,5 +185,27 @@ mod tests {
             .collect();
         assert_eq!(order, [(1, "a"), (1, "b"), (2, "a")]);
         assert_eq!(all.total, 9);
+    }
+
+    #[test]
+    fn vhost_totals_sum_each_vhost_over_its_days() {
+        let row = |day, vhost: &str, bytes_in, bytes_out| DayBytes {
+            day: NaiveDate::from_ymd_opt(2026, 1, day).unwrap(),
+            vhost: vhost.into(),
+            bytes_in,
+            bytes_out,
+        };
+        let totals = vhost_totals(&[
+            row(1, "b", 1, 2),
+            row(2, "a", 10, 20),
+            row(3, "b", 100, 200),
+            row(3, "c", u64::MAX, 0),
+            row(4, "c", 1, 0),
+        ]);
+        assert_eq!(
+            totals,
+            [vb("a", 10, 20), vb("b", 101, 202), vb("c", u64::MAX, 0)]
+        );
+        assert!(vhost_totals(&[]).is_empty());
     }
 }

@@ -10,7 +10,7 @@ use std::process::Command;
 use serde_json::{json, Value};
 use support::common::mariadb::{DATABASE, TABLE};
 use support::common::{self as common, TempDir};
-use support::{bw_report, Db, READER, READER_PASSWORD};
+use support::{bw_report, Db, ACROSS_YEARS, ACROSS_YEARS_RANGE, READER, READER_PASSWORD};
 
 fn strings(rows: &[&[&str]]) -> Vec<Vec<String>> {
     rows.iter()
@@ -174,15 +174,8 @@ fn a_closed_pipe_is_not_an_error() {
 #[test]
 fn a_range_across_months_and_years_is_inclusive() {
     let db = Db::start();
-    db.insert(&[
-        ("a.example", "2025-11-30", 1, 1),
-        ("a.example", "2025-12-01", 2, 20),
-        ("a.example", "2025-12-31", 4, 40),
-        ("b.example", "2026-01-01", 8, 80),
-        ("a.example", "2026-02-28", 16, 160),
-        ("a.example", "2026-03-01", 32, 320),
-    ]);
-    let range = ["--from", "2025-12-01", "--to", "2026-02-28"];
+    db.insert(ACROSS_YEARS);
+    let range = ACROSS_YEARS_RANGE;
     let days: Vec<Value> = db
         .json(&[&["daily"][..], &range].concat())
         .as_array()

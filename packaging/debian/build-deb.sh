@@ -72,6 +72,7 @@ Architecture: $arch
 Maintainer: mod_bw_counter developers <root@localhost>
 Installed-Size: $size
 Depends: lighttpd (>= $lighttpd_version), lighttpd (<< $next~), $libs
+Recommends: fonts-dejavu-core
 Section: httpd
 Priority: optional
 Description: bytes per virtual host and day for lighttpd, kept in MySQL

@@ -232,9 +232,7 @@ impl<'a> Options<'a> {
     /// `mysql_ssl` and `mysql_ssl_ca` together.
     fn tls(&mut self) -> Option<Tls> {
         let mode = self.or_default(KeyId::MysqlSsl, "disable", |s| {
-            TlsMode::from_name(s).ok_or_else(|| {
-                "expected disable, prefer, require, verify_ca or verify_identity".to_string()
-            })
+            TlsMode::from_name(s).ok_or_else(|| TlsMode::EXPECTED.to_string())
         });
         let ca = self.optional(KeyId::MysqlSslCa, |p| {
             if Path::new(&p).is_absolute() {

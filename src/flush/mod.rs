@@ -22,6 +22,7 @@
 
 mod aside;
 mod books;
+mod connect;
 mod mysql;
 mod progress;
 mod worker;
@@ -36,6 +37,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+// For connect.rs, which names them through `super` (so bw-report can
+// compile it in too).
+use crate::config::{Server, TlsMode};
 use crate::counters::{Batch, Counters};
 use crate::log::LogQueue;
 use crate::spool::{Claimed, Rejects, Replay};

@@ -5,10 +5,11 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
-use mysql::{Conn, Opts, OptsBuilder, SslOpts, TxOpts, Value};
+use mysql::{Conn, TxOpts, Value};
 
+use super::connect::{self, Endpoint};
 use super::{spawn_named, DbError, Delivered, ServerInfo, Sink, LEDGER_RETENTION_DAYS};
-use crate::config::{DbConfig, Server, TlsMode};
+use crate::config::{DbConfig, TlsMode};
 use crate::counters::Batch;
 use crate::day::Day;
 
@@ -100,51 +101,18 @@ impl Link {
         self.rows_per_statement = rows.clamp(1, MAX_ROWS_PER_STATEMENT);
     }
 
-    fn opts(&self, tls: bool) -> Opts {
+    /// Where and how to connect, as configured.
+    fn endpoint(&self) -> Endpoint<'_> {
         let db = &self.db;
-        let builder = OptsBuilder::new()
-            .user(Some(db.user.clone()))
-            .pass(db.password.secret().map(str::to_string))
-            .db_name(Some(db.database.clone()))
-            // The crate's default silently swaps a loopback TCP address for
-            // the server's unix socket; connect exactly where configured.
-            .prefer_socket(false)
-            .tcp_connect_timeout(Some(CONNECT_TIMEOUT))
-            .read_timeout(Some(IO_TIMEOUT))
-            .write_timeout(Some(IO_TIMEOUT));
-        let builder = match self.tls_opts().filter(|_| tls) {
-            Some(ssl) => builder.ssl_opts(ssl),
-            None => builder,
-        };
-        let builder = match &db.server {
-            Server::Tcp { host, port } => {
-                builder.ip_or_hostname(Some(host.clone())).tcp_port(*port)
-            }
-            Server::Socket(path) => builder.socket(Some(path.to_string_lossy().into_owned())),
-        };
-        builder.into()
-    }
-
-    /// TLS settings for the configured mode (MySQL's meanings: `prefer`
-    /// and `require` encrypt without checking the certificate, `verify_ca`
-    /// checks the chain against the given CA but not the host name,
-    /// `verify_identity` both). The trust store holds only the CA file:
-    /// the public roots the mysql crate would add are patched out
-    /// (tls-roots/).
-    fn tls_opts(&self) -> Option<SslOpts> {
-        let tls = &self.db.tls;
-        match tls.mode {
-            TlsMode::Disable => None,
-            TlsMode::Prefer | TlsMode::Require => Some(
-                SslOpts::default()
-                    .with_danger_accept_invalid_certs(true)
-                    .with_danger_skip_domain_validation(true),
-            ),
-            TlsMode::VerifyCa | TlsMode::VerifyIdentity => Some(
-                SslOpts::default()
-                    .with_root_cert_path(tls.ca.clone())
-                    .with_danger_skip_domain_validation(tls.mode == TlsMode::VerifyCa),
-            ),
+        Endpoint {
+            server: &db.server,
+            user: &db.user,
+            password: db.password.secret(),
+            database: &db.database,
+            tls: db.tls.mode,
+            ca: db.tls.ca.as_deref(),
+            connect_timeout: CONNECT_TIMEOUT,
+            io_timeout: IO_TIMEOUT,
         }
     }
 
@@ -168,16 +136,11 @@ impl Link {
     /// server without it gets a plain connection, and one that has gained
     /// it since gets an encrypted one.
     fn connect(&self) -> Result<Conn, DbError> {
-        let (with_tls, plain) = (self.opts(true), self.opts(false));
-        let prefer = self.db.tls.mode == TlsMode::Prefer;
+        let endpoint = self.endpoint();
+        let (mode, with_tls, plain) = (endpoint.tls, endpoint.opts(true), endpoint.opts(false));
         let (tx, rx) = mpsc::channel();
         let attempt = move || {
-            let conn = match Conn::new(with_tls) {
-                Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported)) if prefer => {
-                    Conn::new(plain)
-                }
-                other => other,
-            };
+            let conn = connect::connect(mode, with_tls, plain);
             // The receiver is gone if this took too long: the connection
             // is dropped (closed) here.
             let _ = tx.send(conn.map_err(DbError::from));

@@ -10,6 +10,7 @@ pub mod http;
 pub mod lighttpd;
 pub mod mariadb;
 pub mod oracle;
+pub mod pki;
 pub mod proxy;
 pub mod spool;
 

@@ -1,14 +1,20 @@
 //! Writing a report in the format asked for. Each format is a module of
-//! its own; they all take the same computed report (crate::report).
+//! its own; they all take the same computed report (crate::report, and
+//! crate::chart for the drawn ones).
 
+mod chart;
 mod csv;
+mod html;
 mod json;
 mod table;
 
 use std::io::{self, Write};
+use std::path::Path;
 
-use crate::cli::Format;
+use crate::chart::Chart;
+use crate::cli::{ChartFile, ChartFormat, Format};
 use crate::dates::Range;
+use crate::error::Error;
 use crate::report::{DayBytes, Top, Totals};
 
 pub fn top(out: &mut dyn Write, format: Format, range: &Range, top: &Top) -> io::Result<()> {
@@ -31,4 +37,31 @@ pub fn daily(
         Format::Csv => csv::daily(out, rows),
         Format::Json => json::daily(out, rows),
     }
+}
+
+/// `chart --out FILE`: the chart, as SVG or PNG by the file's extension.
+pub fn chart_file(out: &ChartFile, chart: &Chart) -> Result<(), Error> {
+    let bytes = match out.format {
+        ChartFormat::Svg => chart::svg(chart)?.into_bytes(),
+        ChartFormat::Png => chart::png(chart, &chart::font_file())?,
+    };
+    write_file(&out.path, &bytes)
+}
+
+/// `html --out FILE`: the page, with the chart inline as SVG.
+pub fn html_file(
+    path: &Path,
+    range: &Range,
+    vhosts: &[String],
+    top: &Top,
+    chart: &Chart,
+) -> Result<(), Error> {
+    let svg = chart::svg(chart)?;
+    write_file(path, html::page(range, vhosts, top, chart, &svg).as_bytes())
+}
+
+/// A failure names the file.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    std::fs::write(path, bytes)
+        .map_err(|e| Error::Output(io::Error::new(e.kind(), format!("{}: {e}", path.display()))))
 }

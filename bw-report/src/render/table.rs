@@ -103,7 +103,7 @@ fn columns(out: &mut dyn Write, lines: &[Vec<String>], align: &[Align]) -> io::R
 }
 
 /// The vhost with control characters escaped (`\n`, `\u{1b}`).
-fn printable(vhost: &str) -> String {
+pub(super) fn printable(vhost: &str) -> String {
     vhost
         .chars()
         .map(|c| {

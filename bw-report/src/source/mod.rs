@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::DbArgs;
 use crate::error::Error;
 use crate::values::{check_identifier, parse_server, parse_table, Server, TableName};
+use crate::TlsMode;
 
 /// The database settings as written, before they are checked; each field
 /// is the value of one `bw_counter.*` option or flag.
@@ -56,29 +57,6 @@ impl Settings {
             ssl: args.ssl.clone(),
             ssl_ca: args.ssl_ca.clone(),
         }
-    }
-}
-
-/// TLS to the database, with MySQL's (and the module's) meanings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsMode {
-    Disable,
-    Prefer,
-    Require,
-    VerifyCa,
-    VerifyIdentity,
-}
-
-impl TlsMode {
-    fn from_name(name: &str) -> Option<TlsMode> {
-        Some(match name {
-            "disable" => TlsMode::Disable,
-            "prefer" => TlsMode::Prefer,
-            "require" => TlsMode::Require,
-            "verify_ca" => TlsMode::VerifyCa,
-            "verify_identity" => TlsMode::VerifyIdentity,
-            _ => return None,
-        })
     }
 }
 
@@ -138,12 +116,9 @@ pub fn check(s: Settings) -> Result<Source, Error> {
         (None, Some(file)) => Some(read_password(&file)?),
     };
     let mode = s.ssl.as_deref().unwrap_or("disable");
-    let tls = TlsMode::from_name(mode).ok_or_else(|| {
-        usage(format!(
-            "ssl mode {mode:?}: expected disable, prefer, require, verify_ca or verify_identity"
-        ))
-    })?;
-    if matches!(tls, TlsMode::VerifyCa | TlsMode::VerifyIdentity) && s.ssl_ca.is_none() {
+    let tls = TlsMode::from_name(mode)
+        .ok_or_else(|| usage(format!("ssl mode {mode:?}: {}", TlsMode::EXPECTED)))?;
+    if tls.checks_certificate() && s.ssl_ca.is_none() {
         return Err(usage(format!(
             "ssl mode {mode} checks the server against a CA file: give --ssl-ca"
         )));

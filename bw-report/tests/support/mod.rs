@@ -22,6 +22,19 @@ use serde_json::Value;
 pub const READER: &str = "reader";
 pub const READER_PASSWORD: &str = "read-only \"pw\"";
 
+/// A range across months and years (2025-12-01 to 2026-02-28, both ends
+/// inclusive) with rows on its first and last days, at the turn of the
+/// year, and on the days just outside it.
+pub const ACROSS_YEARS: &[(&str, &str, u64, u64)] = &[
+    ("a.example", "2025-11-30", 1, 1),
+    ("a.example", "2025-12-01", 2, 20),
+    ("a.example", "2025-12-31", 4, 40),
+    ("b.example", "2026-01-01", 8, 80),
+    ("a.example", "2026-02-28", 16, 160),
+    ("a.example", "2026-03-01", 32, 320),
+];
+pub const ACROSS_YEARS_RANGE: [&str; 4] = ["--from", "2025-12-01", "--to", "2026-02-28"];
+
 /// A MariaDB with the module's table, a read-only user, and a password
 /// file for it.
 pub struct Db {
