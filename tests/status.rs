@@ -5,9 +5,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -16,6 +14,7 @@ use common::http;
 use common::lighttpd::{Lighttpd, Setup};
 use common::mariadb::MariaDb;
 use common::oracle::{self, Record, Totals};
+use common::prometheus::{self, Sample};
 
 const STATUS: &str = "/bw-status";
 
@@ -97,65 +96,29 @@ fn json_totals(json: &Value) -> Totals {
         .collect()
 }
 
-/// Samples of a Prometheus text answer as Python's prometheus_client
-/// parses it: (family type, sample name, labels, value).
-fn parse_prometheus(text: &str) -> Vec<(String, String, BTreeMap<String, String>, f64)> {
-    const SCRIPT: &str = r#"
-import json, sys
-from prometheus_client.parser import text_string_to_metric_families
-for f in text_string_to_metric_families(sys.stdin.read()):
-    for s in f.samples:
-        print(json.dumps([f.type, s.name, s.labels, s.value]))
-"#;
-    let mut child = Command::new("/usr/bin/python3")
-        .args(["-c", SCRIPT])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 (apt-get install python3-prometheus-client)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "prometheus_client refused the text: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn prometheus_totals(samples: &[(String, String, BTreeMap<String, String>, f64)]) -> Totals {
+fn prometheus_totals(samples: &[Sample]) -> Totals {
     let mut totals = Totals::new();
-    for (kind, name, labels, value) in samples {
-        if name != "bw_counter_bytes_total" {
+    for s in samples {
+        if s.name != "bw_counter_bytes_total" {
             continue;
         }
-        assert_eq!(kind, "counter");
-        let row = totals.entry(labels["vhost"].clone()).or_default();
-        match labels["direction"].as_str() {
-            "in" => row.0 += *value as u64,
-            "out" => row.1 += *value as u64,
+        assert_eq!(s.family_type, "counter");
+        let row = totals.entry(s.labels["vhost"].clone()).or_default();
+        match s.labels["direction"].as_str() {
+            "in" => row.0 += s.value as u64,
+            "out" => row.1 += s.value as u64,
             d => panic!("direction {d}"),
         }
     }
     totals
 }
 
-fn sample(samples: &[(String, String, BTreeMap<String, String>, f64)], name: &str) -> f64 {
+fn sample(samples: &[Sample], name: &str) -> f64 {
     samples
         .iter()
-        .find(|s| s.1 == name && s.2.is_empty())
+        .find(|s| s.name == name && s.labels.is_empty())
         .unwrap_or_else(|| panic!("no sample {name}"))
-        .3
+        .value
 }
 
 #[test]
@@ -176,7 +139,7 @@ fn json_and_prometheus_show_what_the_access_log_shows() {
         "{}",
         prometheus.head
     );
-    let samples = parse_prometheus(&String::from_utf8(prometheus.body.clone()).unwrap());
+    let samples = prometheus::parse(&String::from_utf8(prometheus.body.clone()).unwrap());
     l.stop_ok();
     let records = oracle::read_access_log(&l.access_log);
 
@@ -231,13 +194,13 @@ fn json_and_prometheus_show_what_the_access_log_shows() {
         sample(&samples, name);
     }
     assert_eq!(sample(&samples, "bw_counter_flush_failures_total"), 0.0);
-    assert!(samples.iter().any(|s| s.1 == "bw_counter_info"
-        && s.2.get("version").map(String::as_str) == Some(env!("CARGO_PKG_VERSION"))
-        && s.3 == 1.0));
+    assert!(samples.iter().any(|s| s.name == "bw_counter_info"
+        && s.labels.get("version").map(String::as_str) == Some(env!("CARGO_PKG_VERSION"))
+        && s.value == 1.0));
     let pending: Vec<_> = samples
         .iter()
-        .filter(|s| s.1 == "bw_counter_pending_bytes")
-        .map(|s| s.2["direction"].clone())
+        .filter(|s| s.name == "bw_counter_pending_bytes")
+        .map(|s| s.labels["direction"].clone())
         .collect();
     assert_eq!(pending, ["in", "out"]);
 }
@@ -324,7 +287,7 @@ fn hostile_hosts_cannot_break_either_format() {
     std::thread::sleep(Duration::from_millis(1500));
     let json = json_of(&status(&l, ""));
     let prometheus = status(&l, "?format=prometheus");
-    let samples = parse_prometheus(&String::from_utf8(prometheus.body).expect("UTF-8"));
+    let samples = prometheus::parse(&String::from_utf8(prometheus.body).expect("UTF-8"));
     l.stop_ok();
     let records = oracle::read_access_log(&l.access_log);
     let counted: Vec<&Record> = records.iter().filter(|r| r.status == 200).collect();

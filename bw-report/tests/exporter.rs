@@ -7,14 +7,14 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use mysql::prelude::Queryable;
 use support::common::mariadb::{DATABASE, TABLE};
+use support::common::prometheus::{self, Sample};
 use support::common::{self as common, http, wait_for};
 use support::exporter::Exporter;
 use support::{bw_report, Db};
@@ -51,15 +51,6 @@ fn scrape(exporter: &Exporter) -> Samples {
     parse_prometheus(&body)
 }
 
-/// One sample as prometheus_client's parser reads it.
-#[derive(Debug, serde::Deserialize)]
-struct Sample {
-    family_type: String,
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
 struct Samples(Vec<Sample>);
 
 /// (vhost, direction) -> bytes.
@@ -93,38 +84,7 @@ impl Samples {
 
 /// Through Python's prometheus_client parser, as a scraper would read it.
 fn parse_prometheus(text: &str) -> Samples {
-    const SCRIPT: &str = r#"
-import json, sys
-from prometheus_client.parser import text_string_to_metric_families
-for f in text_string_to_metric_families(sys.stdin.read()):
-    for s in f.samples:
-        print(json.dumps({"family_type": f.type, "name": s.name,
-                          "labels": s.labels, "value": s.value}))
-"#;
-    // Debian's python3, not whatever `python3` comes first in PATH.
-    let mut child = Command::new("/usr/bin/python3")
-        .args(["-c", SCRIPT])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("/usr/bin/python3 (apt-get install python3-prometheus-client)");
-    let mut stdin = child.stdin.take().unwrap();
-    let text_owned = text.to_string();
-    let writer = thread::spawn(move || stdin.write_all(text_owned.as_bytes()));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    assert!(
-        out.status.success(),
-        "prometheus_client refused the text: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let samples = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
-    Samples(samples)
+    Samples(prometheus::parse(text))
 }
 
 /// What the table says, from its rows: per (vhost, direction) all days

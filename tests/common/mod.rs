@@ -11,6 +11,7 @@ pub mod lighttpd;
 pub mod mariadb;
 pub mod oracle;
 pub mod pki;
+pub mod prometheus;
 pub mod proxy;
 pub mod spool;
 
