@@ -239,6 +239,7 @@ fn generate_bindings(headers_dir: &Path, include_dirs: &[PathBuf], out_dir: &Pat
         .allowlist_type("config_scope_type_t")
         .allowlist_type("data_config")
         .allowlist_type("data_string")
+        .allowlist_type("data_array")
         .allowlist_type("data_integer")
         .allowlist_type("data_type_t")
         .allowlist_function("config_plugin_values_init")

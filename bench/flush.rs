@@ -35,10 +35,10 @@ fn rows(n: usize, round: usize) -> Vec<Row> {
 
 fn link(db: &MariaDb) -> Link {
     Link::new(DbConfig {
-        server: Server::Tcp {
+        servers: vec![Server::Tcp {
             host: "127.0.0.1".into(),
             port: db.port,
-        },
+        }],
         database: DATABASE.into(),
         table: config::parse_table(TABLE).unwrap(),
         ledger: config::parse_table(&format!("{TABLE}_batches")).unwrap(),

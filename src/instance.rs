@@ -117,7 +117,7 @@ impl<Z: Zone> Instance<Z> {
             exactly_once: true,
             tls_mode: config.db.tls.mode.name().to_string(),
             spool_file: config.spool_file.as_ref().map(|p| p.display().to_string()),
-            server: config.db.server.to_string(),
+            server: config.db.servers_text(),
         };
         Some(live.answer(&self.tally, header, format))
     }
@@ -181,7 +181,8 @@ impl<Z: Zone> Instance<Z> {
         };
         self.started_at = Some(monotonic);
         let watcher = self.live.as_ref().and_then(|live| {
-            live.flusher_watcher(config.db.server.to_string(), config.spool_file.clone())
+            let servers = config.db.servers.iter().map(|s| s.to_string()).collect();
+            live.flusher_watcher(servers, config.spool_file.clone())
         });
         let process = FlusherProcess::spawn(config, self.error_log, watcher)
             .map_err(|e| format!("cannot start the flusher process: {e}; counts stay in memory"))?;

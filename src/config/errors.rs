@@ -75,6 +75,7 @@ impl fmt::Display for ConfigError {
                 match key.key().ty {
                     KeyType::String => "a string in double quotes",
                     KeyType::Int => "a whole number",
+                    KeyType::StringOrList => "a string, or a list of strings",
                 }
             ),
             ConfigError::Invalid { key, value, why } => {

@@ -6,13 +6,18 @@
 use std::ffi::CStr;
 
 use KeyId as K;
-use KeyType::{Int, String as Str};
+use KeyType::{Int, String as Str, StringOrList};
 
-/// How lighttpd should parse a key (maps to `T_CONFIG_STRING` / `T_CONFIG_INT`).
+/// How lighttpd should parse a key (maps to `T_CONFIG_STRING` /
+/// `T_CONFIG_INT`; `StringOrList` to `T_CONFIG_LOCAL`, which lighttpd only
+/// marks as known, and the hook layer reads itself, since lighttpd's own
+/// types take a string or a list, never either).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyType {
     String,
     Int,
+    /// `"a"` or `( "a", "b" )`.
+    StringOrList,
 }
 
 /// Where an option may be set (maps to lighttpd's `T_CONFIG_SCOPE_*`).
@@ -79,7 +84,7 @@ const fn per_request(id: KeyId, name: &'static CStr, ty: KeyType) -> Key {
 /// set per condition (`$HTTP["host"]`, `$HTTP["remoteip"]`, ...).
 #[rustfmt::skip]
 pub const KEYS: &[Key] = &[
-    key(K::MysqlServer,       c"bw_counter.mysql_server",        Str),
+    key(K::MysqlServer,       c"bw_counter.mysql_server",        StringOrList),
     key(K::MysqlDb,           c"bw_counter.mysql_db",            Str),
     key(K::MysqlTable,        c"bw_counter.mysql_table",         Str),
     key(K::MysqlUser,         c"bw_counter.mysql_user",          Str),
@@ -131,6 +136,11 @@ pub enum RawValue {
     /// `T_CONFIG_INT` arrives as an unsigned 32-bit value; a negative number
     /// in lighttpd.conf shows up wrapped (see [`display_int`]).
     Int(u32),
+    /// A list of strings, `( "a", "b" )` (only for `StringOrList` keys).
+    List(Vec<Vec<u8>>),
+    /// Anything else a `StringOrList` key was given: what it was, e.g.
+    /// "a number" or "a list of key => value pairs".
+    Other(&'static str),
 }
 
 /// Where an option was found, for the scope checks.
@@ -148,9 +158,15 @@ pub fn shown(key: KeyId, value: &RawValue) -> String {
     if key.is_secret() {
         return "(hidden)".to_string();
     }
+    let quoted = |bytes: &[u8]| format!("\"{}\"", String::from_utf8_lossy(bytes).escape_debug());
     match value {
-        RawValue::Str(bytes) => format!("\"{}\"", String::from_utf8_lossy(bytes).escape_debug()),
+        RawValue::Str(bytes) => quoted(bytes),
         RawValue::Int(u) => display_int(*u),
+        RawValue::List(items) => {
+            let items: Vec<String> = items.iter().map(|i| quoted(i)).collect();
+            format!("( {} )", items.join(", "))
+        }
+        RawValue::Other(what) => format!("({what})"),
     }
 }
 

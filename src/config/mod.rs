@@ -74,7 +74,9 @@ impl Password {
 /// Everything the database side needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DbConfig {
-    pub server: Server,
+    /// `mysql_server`: tried in this order; never empty. A connection that
+    /// fails moves on to the next (see flush/mysql.rs).
+    pub servers: Vec<Server>,
     pub database: String,
     pub table: TableName,
     /// Batch ids of committed flushes, for exactly-once delivery.
@@ -90,6 +92,14 @@ pub struct Tls {
     /// PEM file with the CA certificate(s) for `verify_ca` and
     /// `verify_identity`: the only ones trusted.
     pub ca: Option<PathBuf>,
+}
+
+impl DbConfig {
+    /// The servers as written in messages: `a`, or `a, b, c`.
+    pub fn servers_text(&self) -> String {
+        let names: Vec<String> = self.servers.iter().map(Server::to_string).collect();
+        names.join(", ")
+    }
 }
 
 /// The validated configuration of one lighttpd process.

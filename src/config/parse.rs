@@ -8,7 +8,9 @@ use std::time::Duration;
 use super::errors::ConfigError;
 use super::keys::{key_by_name, FoundKey, KeyId, KeyScope, RawValue};
 use super::scopes::{parse_scopes, ConditionValues};
-use super::values::{check_identifier, parse_server, parse_table, TableName};
+use super::values::{
+    check_identifier, parse_server, parse_server_list, parse_table, Server, TableName,
+};
 use super::{
     Config, DbConfig, Password, Tls, TlsMode, DEFAULT_MAX_HOSTS, DEFAULT_REPORT_INTERVAL,
     MAX_MAX_HOSTS, MAX_REPORT_INTERVAL,
@@ -30,7 +32,7 @@ pub fn parse(
     };
     o.check_names_and_scopes();
 
-    let server = o.or_default(KeyId::MysqlServer, "localhost", parse_server);
+    let servers = o.servers();
     let database = o.required(KeyId::MysqlDb, "the database that holds the table", |db| {
         check_identifier(&db).map(|()| db)
     });
@@ -57,7 +59,7 @@ pub fn parse(
     let config = (|| {
         Some(Config {
             db: DbConfig {
-                server: server?,
+                servers: servers?,
                 database: database?,
                 table: table?,
                 ledger: ledger?,
@@ -145,12 +147,11 @@ impl<'a> Options<'a> {
     ) -> Option<Option<T>> {
         let text = match self.raw(id) {
             None => return Some(None),
-            Some(RawValue::Int(_)) => return self.refuse(id, "must be a string"),
-            Some(RawValue::Str(bytes)) => match String::from_utf8(bytes.clone()) {
-                Err(_) => return self.refuse(id, "must be valid UTF-8"),
-                Ok(s) if s.contains('\0') => return self.refuse(id, "must not contain a NUL byte"),
+            Some(RawValue::Str(bytes)) => match text_of(bytes) {
                 Ok(s) => s,
+                Err(why) => return self.refuse(id, why),
             },
+            Some(_) => return self.refuse(id, "must be a string"),
         };
         match check(text) {
             Ok(v) => Some(Some(v)),
@@ -194,6 +195,31 @@ impl<'a> Options<'a> {
                 }
                 None
             }
+        }
+    }
+
+    /// `mysql_server`: one server, or a list of them tried in order
+    /// (`localhost` when not set).
+    fn servers(&mut self) -> Option<Vec<Server>> {
+        let id = KeyId::MysqlServer;
+        let items = match self.raw(id) {
+            Some(RawValue::List(items)) => items,
+            Some(RawValue::Other(_) | RawValue::Int(_)) => {
+                return self.refuse(
+                    id,
+                    "must be a server, or a list of servers like \
+                                        ( \"db1.example:3306\", \"db2.example\" )",
+                )
+            }
+            _ => {
+                return self
+                    .or_default(id, "localhost", parse_server)
+                    .map(|s| vec![s])
+            }
+        };
+        match server_list(items) {
+            Ok(servers) => Some(servers),
+            Err(why) => self.refuse(id, why),
         }
     }
 
@@ -286,6 +312,33 @@ fn absolute_file(p: String) -> Result<PathBuf, String> {
         return Err("must be an absolute path to a file".into());
     }
     Ok(PathBuf::from(p))
+}
+
+/// An option's text: valid UTF-8 without NUL bytes.
+fn text_of(bytes: &[u8]) -> Result<String, String> {
+    match String::from_utf8(bytes.to_vec()) {
+        Err(_) => Err("must be valid UTF-8".to_string()),
+        Ok(s) if s.contains('\0') => Err("must not contain a NUL byte".to_string()),
+        Ok(s) => Ok(s),
+    }
+}
+
+/// A list of servers: each element text, then the list's rules.
+fn server_list(items: &[Vec<u8>]) -> Result<Vec<Server>, String> {
+    let texts = items
+        .iter()
+        .enumerate()
+        .map(|(n, item)| {
+            text_of(item).map_err(|why| {
+                format!(
+                    "server {} (\"{}\"): {why}",
+                    n + 1,
+                    String::from_utf8_lossy(item).escape_debug()
+                )
+            })
+        })
+        .collect::<Result<Vec<String>, String>>()?;
+    parse_server_list(&texts)
 }
 
 #[cfg(test)]
@@ -405,7 +458,7 @@ pub(super) mod tests {
     fn minimal_config_gets_defaults() {
         let c = parse_values(minimal()).unwrap();
         assert_eq!(c.report_interval, Duration::from_secs(60));
-        assert_eq!(c.db.server, Server::Socket(DEFAULT_MYSQL_SOCKET.into()));
+        assert_eq!(c.db.servers, [Server::Socket(DEFAULT_MYSQL_SOCKET.into())]);
         assert_eq!(c.db.password, Password::None);
         assert_eq!(c.db.table.quoted(), "`traffic`");
     }
@@ -419,14 +472,88 @@ pub(super) mod tests {
         ]))
         .unwrap();
         assert_eq!(
-            c.db.server,
-            Server::Tcp {
+            c.db.servers,
+            [Server::Tcp {
                 host: "db.example.net".into(),
                 port: 3306
-            }
+            }]
         );
         assert_eq!(c.db.password.secret(), Some("s3cret"));
         assert_eq!(c.report_interval, Duration::from_secs(300));
+    }
+
+    fn list(items: &[&str]) -> RawValue {
+        RawValue::List(items.iter().map(|i| i.as_bytes().to_vec()).collect())
+    }
+
+    #[test]
+    fn a_list_of_servers_is_kept_in_order() {
+        let c = parse_values(with(&[(
+            KeyId::MysqlServer,
+            list(&["db1.example:3307", "db2.example", "/run/mysqld/mysqld.sock"]),
+        )]))
+        .unwrap();
+        assert_eq!(
+            c.db.servers,
+            [
+                Server::Tcp {
+                    host: "db1.example".into(),
+                    port: 3307
+                },
+                Server::Tcp {
+                    host: "db2.example".into(),
+                    port: 3306
+                },
+                Server::Socket("/run/mysqld/mysqld.sock".into()),
+            ]
+        );
+        assert_eq!(
+            c.db.servers_text(),
+            "db1.example:3307, db2.example:3306, unix:/run/mysqld/mysqld.sock"
+        );
+        let one = parse_values(with(&[(KeyId::MysqlServer, list(&["localhost"]))])).unwrap();
+        assert_eq!(
+            one.db.servers,
+            [Server::Socket(DEFAULT_MYSQL_SOCKET.into())]
+        );
+    }
+
+    #[test]
+    fn bad_server_lists_name_the_option_and_the_element() {
+        let many: Vec<String> = (0..17).map(|i| format!("db{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let cases: [(RawValue, &str); 6] = [
+            (
+                list(&[]),
+                "bw_counter.mysql_server = (  ): must name at least one server",
+            ),
+            (
+                list(&["db1", "db:99999"]),
+                "bw_counter.mysql_server = ( \"db1\", \"db:99999\" ): server 2 (\"db:99999\"): ",
+            ),
+            (
+                list(&["db1:3306", "db1"]),
+                "bw_counter.mysql_server = ( \"db1:3306\", \"db1\" ): lists db1:3306 twice",
+            ),
+            (list(&many), "lists 17 servers; at most 16"),
+            (
+                RawValue::Other("a list that is not only strings"),
+                "bw_counter.mysql_server = (a list that is not only strings): must be a server, \
+                 or a list of servers like ( \"db1.example:3306\", \"db2.example\" )",
+            ),
+            (
+                RawValue::Int(5),
+                "bw_counter.mysql_server = 5: must be a server, or a list of servers",
+            ),
+        ];
+        for (value, want) in cases {
+            let errs = errors_of(with(&[(KeyId::MysqlServer, value.clone())]));
+            assert_eq!(errs.len(), 1, "{value:?}: {errs:?}");
+            assert!(errs[0].contains(want), "{value:?}: {}", errs[0]);
+        }
+        // Lists are for mysql_server only.
+        let errs = errors_of(with(&[(KeyId::MysqlDb, list(&["a", "b"]))]));
+        assert!(errs[0].ends_with("must be a string"), "{errs:?}");
     }
 
     #[test]

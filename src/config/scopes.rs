@@ -195,7 +195,7 @@ impl Reader {
                 RawValue::Str(bytes) => std::str::from_utf8(bytes)
                     .map_err(|_| "must be valid UTF-8".to_string())
                     .and_then(|t| check(t).map(|()| t.to_string())),
-                RawValue::Int(_) => Err("must be a string".to_string()),
+                _ => Err("must be a string".to_string()),
             };
             text.map_err(|why| {
                 let why = match inside {

@@ -107,6 +107,35 @@ pub fn parse_server(s: &str) -> Result<Server, String> {
     })
 }
 
+/// The most servers `mysql_server` may list: a cluster's nodes, not a
+/// fleet (a failover tries them in turn, with a connect timeout each).
+pub const MAX_SERVERS: usize = 16;
+
+/// `mysql_server` as a list: each element in [`parse_server`]'s forms,
+/// at least one, at most [`MAX_SERVERS`], none twice; in the given order.
+pub fn parse_server_list<S: AsRef<str>>(items: &[S]) -> Result<Vec<Server>, String> {
+    if items.is_empty() {
+        return Err("must name at least one server".to_string());
+    }
+    if items.len() > MAX_SERVERS {
+        return Err(format!(
+            "lists {} servers; at most {MAX_SERVERS}",
+            items.len()
+        ));
+    }
+    let mut servers: Vec<Server> = Vec::with_capacity(items.len());
+    for (n, item) in items.iter().enumerate() {
+        let item = item.as_ref();
+        let server = parse_server(item)
+            .map_err(|why| format!("server {} (\"{}\"): {why}", n + 1, item.escape_debug()))?;
+        if servers.contains(&server) {
+            return Err(format!("lists {server} twice"));
+        }
+        servers.push(server);
+    }
+    Ok(servers)
+}
+
 fn parse_port(p: &str) -> Result<u16, String> {
     match p.parse::<u16>() {
         Ok(port) if port > 0 && p.bytes().all(|b| b.is_ascii_digit()) => Ok(port),

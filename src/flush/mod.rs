@@ -65,6 +65,10 @@ pub trait Sink {
     fn exactly_once(&self) -> bool {
         true
     }
+    /// Which of the configured servers is in use (or tried next).
+    fn server_in_use(&self) -> usize {
+        0
+    }
 }
 
 /// A database failure, ready for the log: the server's own code and text

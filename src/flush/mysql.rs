@@ -77,6 +77,13 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 pub struct Link {
     db: DbConfig,
     conn: Option<Conn>,
+    /// The server of `db.servers` that `conn` is to, or is tried first.
+    current: usize,
+    /// Why the server in use failed, when that means moving on to the next
+    /// one at the next connection (only with more than one server).
+    left_because: Option<String>,
+    /// The last connection attempt tried every server and none answered.
+    every_server_failed: bool,
     /// Exactly-once while the ledger works; at-least-once after it failed.
     ledger_ok: bool,
     rows_per_statement: usize,
@@ -89,6 +96,9 @@ impl Link {
         Link {
             db,
             conn: None,
+            current: 0,
+            left_because: None,
+            every_server_failed: false,
             ledger_ok: true,
             rows_per_statement: ROWS_PER_STATEMENT,
             last_prune: None,
@@ -101,11 +111,11 @@ impl Link {
         self.rows_per_statement = rows.clamp(1, MAX_ROWS_PER_STATEMENT);
     }
 
-    /// Where and how to connect, as configured.
-    fn endpoint(&self) -> Endpoint<'_> {
+    /// Where and how to connect to server `server` of the list.
+    fn endpoint(&self, server: usize) -> Endpoint<'_> {
         let db = &self.db;
         Endpoint {
-            server: &db.server,
+            server: &db.servers[server],
             user: &db.user,
             password: db.password.secret(),
             database: &db.database,
@@ -120,13 +130,48 @@ impl Link {
     /// looks at the ledger table again.
     fn conn(&mut self) -> Result<&mut Conn, DbError> {
         if self.conn.is_none() {
-            self.conn = Some(self.connect()?);
-            if let Err(e) = self.probe_ledger() {
-                self.conn = None;
-                return Err(e);
-            }
+            self.conn = Some(self.open_any()?);
         }
         Ok(self.conn.as_mut().expect("just connected"))
+    }
+
+    /// A connection to the server in use, or (after it failed, or if it
+    /// does not answer) to the next ones in the list's order, wrapping
+    /// around; one line when it moves to another server. With one server
+    /// this is [`Link::open`] of it.
+    fn open_any(&mut self) -> Result<Conn, DbError> {
+        let count = self.db.servers.len();
+        let leaving = self.left_because.take();
+        self.every_server_failed = false;
+        let first = match leaving {
+            Some(_) => (self.current + 1) % count,
+            None => self.current,
+        };
+        let mut failures: Vec<(usize, DbError)> = Vec::new();
+        for server in failover_order(first, count) {
+            match self.open(server) {
+                Ok(conn) => {
+                    if server != self.current {
+                        let why = leaving.or_else(|| failures.first().map(|(_, e)| e.to_string()));
+                        let line = switch_line(&self.db, self.current, server, why.as_deref());
+                        self.notices.push(line);
+                        self.current = server;
+                    }
+                    return Ok(conn);
+                }
+                Err(e) => failures.push((server, e)),
+            }
+        }
+        self.every_server_failed = true;
+        Err(all_failed(&self.db, failures))
+    }
+
+    /// A connection to server `server` that can be used: the ledger table
+    /// looked at, and (a cluster node) ready for application use.
+    fn open(&mut self, server: usize) -> Result<Conn, DbError> {
+        let mut conn = self.connect(server)?;
+        self.probe_ledger(&mut conn)?;
+        Ok(conn)
     }
 
     /// A new connection, up within [`CONNECT_TIMEOUT`] or failed: name
@@ -135,8 +180,8 @@ impl Link {
     /// finish on its own if it hangs. `prefer` asks for TLS every time: a
     /// server without it gets a plain connection, and one that has gained
     /// it since gets an encrypted one.
-    fn connect(&self) -> Result<Conn, DbError> {
-        let endpoint = self.endpoint();
+    fn connect(&self, server: usize) -> Result<Conn, DbError> {
+        let endpoint = self.endpoint(server);
         let (mode, with_tls, plain) = (endpoint.tls, endpoint.opts(true), endpoint.opts(false));
         let (tx, rx) = mpsc::channel();
         let attempt = move || {
@@ -164,12 +209,11 @@ impl Link {
     /// a missing table or missing rights turn exactly-once off (said once)
     /// until a later connection finds it usable; any other error is the
     /// connection's, not the ledger's, and changes nothing.
-    fn probe_ledger(&mut self) -> Result<(), DbError> {
+    fn probe_ledger(&mut self, conn: &mut Conn) -> Result<(), DbError> {
         let sql = format!(
             "SELECT `batch`, `at` FROM {} LIMIT 0",
             self.db.ledger.quoted()
         );
-        let conn = self.conn.as_mut().expect("connected");
         match conn.query_drop(sql).map_err(DbError::from) {
             Ok(()) => {
                 if !self.ledger_ok {
@@ -244,6 +288,21 @@ impl Link {
         Ok(Delivered::Applied)
     }
 
+    /// The start-up check of one server, on a connection of its own that
+    /// is closed again (the first flush connects to the server in use).
+    fn check_server(&mut self, server: usize) -> Result<ServerInfo, DbError> {
+        let probe = format!(
+            "SELECT `vhost`, `day`, `in`, `out` FROM {} LIMIT 0",
+            self.db.table.quoted()
+        );
+        let mut conn = self.open(server)?;
+        let version: Option<String> = conn.query_first("SELECT VERSION()")?;
+        conn.query_drop(&probe)?;
+        Ok(ServerInfo {
+            version: version.unwrap_or_default(),
+        })
+    }
+
     /// Drops ledger rows past retention, at most once an hour.
     fn maybe_prune(&mut self) {
         if !self.ledger_ok || self.last_prune.is_some_and(|t| t.elapsed() < PRUNE_EVERY) {
@@ -270,6 +329,10 @@ impl Sink for Link {
         self.ledger_ok
     }
 
+    fn server_in_use(&self) -> usize {
+        self.current
+    }
+
     /// "table `t` in database d at host:port as user u", for log lines.
     fn describe(&self) -> String {
         let db = &self.db;
@@ -278,53 +341,78 @@ impl Sink for Link {
                 "table {} in database {} at {} as user {} (TLS {})",
                 db.table,
                 db.database,
-                db.server,
+                db.servers[self.current],
                 db.user,
                 db.tls.mode.name()
             );
         }
         format!(
             "table {} in database {} at {} as user {}",
-            db.table, db.database, db.server, db.user
+            db.table, db.database, db.servers[self.current], db.user
         )
     }
 
     /// Connects and proves the table is usable: it exists and has the
     /// seed's columns; and looks at the ledger. Uses only SELECT, so it
-    /// works with the least-privilege user the README recommends.
+    /// works with the least-privilege user the README recommends. With a
+    /// list of servers, every one is checked: the first usable one in the
+    /// list's order is used, and one more line says how the others fared.
     fn check(&mut self) -> Result<ServerInfo, DbError> {
-        let probe = format!(
-            "SELECT `vhost`, `day`, `in`, `out` FROM {} LIMIT 0",
-            self.db.table.quoted()
-        );
-        let result = (|| {
-            let conn = self.conn()?;
-            let version: Option<String> = conn.query_first("SELECT VERSION()")?;
-            conn.query_drop(&probe)?;
-            Ok(ServerInfo {
-                version: version.unwrap_or_default(),
-            })
-        })();
-        if result.is_err() {
-            // Start over with a fresh connection next time.
-            self.conn = None;
+        let count = self.db.servers.len();
+        if count == 1 {
+            return self.check_server(0);
         }
-        result
+        let results: Vec<_> = (0..count).map(|s| (s, self.check_server(s))).collect();
+        let in_use = results.iter().find(|(_, r)| r.is_ok()).map(|(s, _)| *s);
+        let others: Vec<String> = results
+            .iter()
+            .filter(|(s, _)| Some(*s) != in_use)
+            .map(|(s, r)| match r {
+                Ok(info) => format!("{} ok (server {})", self.db.servers[*s], info.version),
+                Err(e) => format!("{} failed: {e}", self.db.servers[*s]),
+            })
+            .collect();
+        self.notices.push(format!(
+            "database check of the other servers in bw_counter.mysql_server: {}",
+            others.join("; ")
+        ));
+        let Some(in_use) = in_use else {
+            let failures = results.into_iter().filter_map(|(s, r)| Some((s, r.err()?)));
+            return Err(all_failed(&self.db, failures.collect()));
+        };
+        self.current = in_use;
+        // Connect again to the server chosen; the checks closed theirs.
+        results.into_iter().nth(in_use).expect("checked").1
     }
 
     /// Adds a batch's rows to the table in one transaction, all or nothing,
-    /// recording its id in the ledger in the same transaction.
+    /// recording its id in the ledger in the same transaction. With a list
+    /// of servers, a server that is away is left at once for the next, in
+    /// the same attempt (each server once): the ledger, if the servers
+    /// share it (a cluster), says whether a batch whose COMMIT reply was
+    /// lost had landed.
     fn deliver(&mut self, batch: &Batch) -> Result<Delivered, DbError> {
-        match self.deliver_once(batch) {
-            Ok(d) => {
-                self.maybe_prune();
-                Ok(d)
-            }
-            Err(e) => {
-                // After any failure the connection's state is unknown
-                // (half-done transaction, lost link): start afresh.
-                self.conn = None;
-                Err(e)
+        let mut servers_tried = 1;
+        loop {
+            match self.deliver_once(batch) {
+                Ok(d) => {
+                    self.maybe_prune();
+                    return Ok(d);
+                }
+                Err(e) => {
+                    // After any failure the connection's state is unknown
+                    // (half-done transaction, lost link): start afresh.
+                    self.conn = None;
+                    let count = self.db.servers.len();
+                    if count == 1 || !server_failed(&e) || self.every_server_failed {
+                        return Err(e);
+                    }
+                    self.left_because = Some(e.to_string());
+                    if servers_tried >= count {
+                        return Err(e);
+                    }
+                    servers_tried += 1;
+                }
             }
         }
     }
@@ -332,6 +420,70 @@ impl Sink for Link {
     fn take_notices(&mut self) -> Vec<String> {
         std::mem::take(&mut self.notices)
     }
+}
+
+/// Errors after which the server in use is left for the next one in the
+/// list: the connection or the server itself failed, or a cluster node is
+/// not ready for application use. SQL errors about the statement, the rows
+/// or the rights (the same on every node) are not a reason to move.
+fn server_failed(e: &DbError) -> bool {
+    match e.code {
+        None => true,
+        Some(code) => SERVER_AWAY.contains(&code),
+    }
+}
+
+/// Server error codes that mean "this server cannot serve now".
+const SERVER_AWAY: [u16; 9] = [
+    1040, // too many connections
+    1047, // WSREP has not yet prepared node for application use (Galera)
+    1053, // server shutdown in progress
+    1077, // normal shutdown
+    1079, // shutdown complete
+    1080, // forcing close of thread
+    1927, // connection was killed
+    2006, // server has gone away
+    2013, // lost connection during query
+];
+
+/// "switched from A to B" with the reason, for the log.
+fn switch_line(db: &DbConfig, from: usize, to: usize, why: Option<&str>) -> String {
+    let why = why.map(|w| format!(" ({w})")).unwrap_or_default();
+    format!(
+        "database server {} failed{why}; now using {} (server {} of {} in bw_counter.mysql_server)",
+        db.servers[from],
+        db.servers[to],
+        to + 1,
+        db.servers.len()
+    )
+}
+
+/// Every server failed: one error naming each, with the code of the first
+/// tried (which decides how the failure is handled and logged).
+fn all_failed(db: &DbConfig, failures: Vec<(usize, DbError)>) -> DbError {
+    let mut failures = failures.into_iter();
+    let Some((first, error)) = failures.next() else {
+        return DbError {
+            code: None,
+            message: "no server to connect to".to_string(),
+        };
+    };
+    if db.servers.len() == 1 {
+        return error;
+    }
+    let mut message = format!("every server failed: {}: {error}", db.servers[first]);
+    for (server, e) in failures {
+        message.push_str(&format!("; {}: {e}", db.servers[server]));
+    }
+    DbError {
+        code: error.code,
+        message,
+    }
+}
+
+/// `first`, then the servers after it in the list's order, wrapping.
+fn failover_order(first: usize, count: usize) -> impl Iterator<Item = usize> {
+    (0..count).map(move |step| (first + step) % count)
 }
 
 /// `INSERT … VALUES (?,?,?,?),… ON DUPLICATE KEY UPDATE in = in + VALUES(in), …`
@@ -375,6 +527,80 @@ mod tests {
         for other in [None, Some(1213), Some(1205), Some(1045), Some(2013)] {
             assert_eq!(ledger_refusal(other), LedgerRefusal::Failed, "{other:?}");
         }
+    }
+
+    fn db(servers: &[&str]) -> DbConfig {
+        DbConfig {
+            servers: servers
+                .iter()
+                .map(|s| crate::config::parse_server(s).unwrap())
+                .collect(),
+            database: "d".into(),
+            table: crate::config::parse_table("t").unwrap(),
+            ledger: crate::config::parse_table("t_batches").unwrap(),
+            user: "u".into(),
+            password: crate::config::Password::None,
+            tls: crate::config::Tls::default(),
+        }
+    }
+
+    fn error(code: Option<u16>, message: &str) -> DbError {
+        DbError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn failover_goes_down_the_list_and_wraps() {
+        assert_eq!(failover_order(0, 1).collect::<Vec<_>>(), [0]);
+        assert_eq!(failover_order(1, 3).collect::<Vec<_>>(), [1, 2, 0]);
+        assert_eq!(failover_order(2, 3).collect::<Vec<_>>(), [2, 0, 1]);
+    }
+
+    #[test]
+    fn only_a_server_that_is_away_is_left() {
+        for away in [
+            None,
+            Some(1047),
+            Some(1053),
+            Some(1927),
+            Some(2013),
+            Some(1040),
+        ] {
+            assert!(server_failed(&error(away, "x")), "{away:?}");
+        }
+        // The same on every node: moving on would not help.
+        for stays in [Some(1045), Some(1146), Some(1213), Some(1406), Some(1062)] {
+            assert!(!server_failed(&error(stays, "x")), "{stays:?}");
+        }
+    }
+
+    #[test]
+    fn switch_and_failure_lines_name_the_servers() {
+        let db = db(&["10.0.0.1", "10.0.0.2:3307", "/s.sock"]);
+        assert_eq!(
+            switch_line(&db, 0, 1, Some("network error: refused")),
+            "database server 10.0.0.1:3306 failed (network error: refused); now using \
+             10.0.0.2:3307 (server 2 of 3 in bw_counter.mysql_server)"
+        );
+        let all = all_failed(
+            &db,
+            vec![
+                (1, error(Some(1047), "ERROR 1047 (08S01): WSREP not ready")),
+                (2, error(None, "network error: refused")),
+                (0, error(None, "timeout")),
+            ],
+        );
+        assert_eq!(all.code, Some(1047));
+        assert_eq!(
+            all.message,
+            "every server failed: 10.0.0.2:3307: ERROR 1047 (08S01): WSREP not ready; \
+             unix:/s.sock: network error: refused; 10.0.0.1:3306: timeout"
+        );
+        // One server: its error as it is, as before lists existed.
+        let single = all_failed(&self::db(&["h"]), vec![(0, error(Some(1045), "denied"))]);
+        assert_eq!(single, error(Some(1045), "denied"));
     }
 
     #[test]

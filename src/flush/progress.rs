@@ -26,6 +26,8 @@ pub struct FlusherState {
     pub pending: Summary,
     /// Whether delivery is exactly-once (its ledger table works).
     pub exactly_once: bool,
+    /// Which of `mysql_server`'s servers is in use (or tried next).
+    pub server: usize,
 }
 
 /// Told about every attempt, with the flusher's state after it. Called on

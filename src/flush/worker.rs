@@ -20,8 +20,16 @@ use crate::spool::{self, Claimed, Rejects};
 /// Retry delays after a failed flush: 1 s, 2 s, 4 s ... at most this.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Attempts of a batch that meets a deadlock or lock-wait timeout before
-/// it counts as a failed flush.
-const LOCK_ATTEMPTS: u32 = 3;
+/// it counts as a failed flush. On a Galera cluster, writers on different
+/// nodes adding to the same (vhost, day) rows lose certification to each
+/// other and get a deadlock at COMMIT: enough attempts, spread by
+/// [`lock_retry_pause`], let N writers converge.
+const LOCK_ATTEMPTS: u32 = 8;
+/// The first pause after a lock conflict; doubled per attempt, at most
+/// [`MAX_LOCK_PAUSE`], a random part of it taken ("full jitter"), so that
+/// writers that collided do not collide again in step.
+const LOCK_PAUSE: Duration = Duration::from_millis(10);
+const MAX_LOCK_PAUSE: Duration = Duration::from_millis(500);
 /// At stop, the pause between two attempts while the database refuses.
 const FINAL_RETRY_PAUSE: Duration = Duration::from_millis(250);
 
@@ -133,6 +141,7 @@ impl<S: Sink, C: Clock> Worker<S, C> {
             let state = FlusherState {
                 pending,
                 exactly_once,
+                server: self.sink.server_in_use(),
             };
             watcher.attempt(attempt, state);
         }
@@ -182,8 +191,10 @@ impl<S: Sink, C: Clock> Worker<S, C> {
 
     /// One line for the admin: the database is usable, or why not.
     fn startup_check(&mut self) {
+        let result = self.sink.check();
+        // After the check: with a list of servers, it chose the one in use.
         let target = self.sink.describe();
-        match self.sink.check() {
+        match result {
             Ok(info) => {
                 self.health = Health::Up;
                 self.log.push(format!(
@@ -358,12 +369,16 @@ impl<S: Sink, C: Clock> Worker<S, C> {
         });
     }
 
-    /// One delivery; a lock conflict is retried at once, a few times.
+    /// One delivery; a lock conflict (the server rolled the transaction
+    /// back) is retried after a short random pause, a few times.
     fn deliver(&mut self, batch: &Batch) -> Result<Delivered, DbError> {
         let mut attempt = 1;
         loop {
             match self.sink.deliver(batch) {
-                Err(e) if e.is_lock_conflict() && attempt < LOCK_ATTEMPTS => attempt += 1,
+                Err(e) if e.is_lock_conflict() && attempt < LOCK_ATTEMPTS => {
+                    self.clock.sleep(lock_retry_pause(attempt, random_u64()));
+                    attempt += 1;
+                }
                 outcome => return outcome,
             }
         }
@@ -456,6 +471,27 @@ fn panic_if_asked(batch: &Batch) {
     {
         panic!("forced by the panic-test feature in the flusher");
     }
+}
+
+/// The pause before attempt `attempt + 1` after a lock conflict: a
+/// `random` part of [`LOCK_PAUSE`] doubled `attempt - 1` times, at most
+/// [`MAX_LOCK_PAUSE`].
+fn lock_retry_pause(attempt: u32, random: u64) -> Duration {
+    let ceiling = LOCK_PAUSE
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(MAX_LOCK_PAUSE);
+    let micros = ceiling.as_micros() as u64;
+    Duration::from_micros(random % micros.max(1))
+}
+
+/// A random number from std's per-process random hash keys (no crate
+/// needed for jitter).
+fn random_u64() -> u64 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u64(std::process::id().into());
+    hasher.finish()
 }
 
 #[cfg(test)]
@@ -746,10 +782,26 @@ mod tests {
     }
 
     #[test]
+    fn lock_retry_pauses_grow_are_random_and_capped() {
+        assert_eq!(lock_retry_pause(1, 0), Duration::ZERO);
+        assert_eq!(lock_retry_pause(1, 9_999), Duration::from_micros(9_999));
+        assert_eq!(
+            lock_retry_pause(1, 10_000),
+            Duration::ZERO,
+            "below the ceiling"
+        );
+        assert_eq!(lock_retry_pause(3, 39_999), Duration::from_micros(39_999));
+        assert!(lock_retry_pause(30, u64::MAX) < MAX_LOCK_PAUSE);
+        assert_ne!(random_u64(), random_u64(), "fresh keys each time");
+    }
+
+    #[test]
     fn lock_conflicts_that_persist_are_a_failed_flush() {
         let clock = FakeClock::new();
         let sink = FakeSink {
-            answers: (0..3).map(|_| Err(sql_error(ER_LOCK_DEADLOCK))).collect(),
+            answers: (0..LOCK_ATTEMPTS)
+                .map(|_| Err(sql_error(ER_LOCK_DEADLOCK)))
+                .collect(),
             ..FakeSink::default()
         };
         let (mut w, log) = worker(sink, &clock);

@@ -41,7 +41,7 @@ pub unsafe fn read_config(srv: *mut ffi::server, p_d: *mut c_void) -> ConfigInpu
     let mut conditions = Vec::new();
     for (condition, scope_values) in scopes {
         if condition == 0 {
-            values = scope_values;
+            values.extend(scope_values);
         } else {
             conditions.push(ConditionValues {
                 condition,
@@ -53,6 +53,8 @@ pub unsafe fn read_config(srv: *mut ffi::server, p_d: *mut c_void) -> ConfigInpu
             });
         }
     }
+    // SAFETY: srv is lighttpd's live server with its config read (contract).
+    values.extend(unsafe { local_values(&*srv) });
     ConfigInput {
         found,
         values,
@@ -72,6 +74,9 @@ fn declared_keys() -> Vec<ffi::config_plugin_keys_t> {
             ktype: match k.ty {
                 KeyType::String => ffi::T_CONFIG_STRING,
                 KeyType::Int => ffi::T_CONFIG_INT,
+                // lighttpd marks the key as known and leaves it to us:
+                // read_local_values.
+                KeyType::StringOrList => ffi::T_CONFIG_LOCAL,
             } as u8,
             scope: match k.scope {
                 KeyScope::Server => ffi::T_CONFIG_SCOPE_SERVER,
@@ -148,6 +153,82 @@ unsafe fn values_from(mut cpv: *const ffi::config_plugin_value_t) -> Vec<(KeyId,
         // SAFETY: this entry was not the terminator, so the next entry is
         // still inside the run.
         cpv = unsafe { cpv.add(1) };
+    }
+}
+
+/// The values of the `StringOrList` keys in the global scope, read from
+/// lighttpd's parsed configuration itself (`T_CONFIG_LOCAL` keys are not
+/// in `cvlist`). Inside conditions they are refused as server-wide options
+/// by name, whatever their value.
+///
+/// # Safety
+/// `srv` must be lighttpd's live server after the config was read.
+unsafe fn local_values(srv: &ffi::server) -> Vec<(KeyId, RawValue)> {
+    // SAFETY: srv->config_context is null or lighttpd's array of contexts;
+    // item 0 is the global scope, a data_config (configfile.c).
+    let global = unsafe { srv.config_context.as_ref() }
+        .and_then(|contexts| unsafe { items(contexts) }.first().copied())
+        .and_then(|dc| unsafe { dc.cast::<ffi::data_config>().as_ref() })
+        .and_then(|dc| unsafe { dc.value.as_ref() });
+    let Some(options) = global else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    // SAFETY: the options array lives as long as the server's config.
+    for &option in unsafe { items(options) } {
+        // SAFETY: each item is null or a live data_unset with a key buffer.
+        let Some(du) = (unsafe { option.as_ref() }) else {
+            continue;
+        };
+        // SAFETY: the key buffer is embedded in the live data_unset.
+        let name = unsafe { buffer_bytes(&du.key) };
+        let Some(key) = std::str::from_utf8(name).ok().and_then(config::key_by_name) else {
+            continue;
+        };
+        if key.ty == KeyType::StringOrList {
+            // SAFETY: du is a live data_unset of the config (above).
+            out.push((key.id, unsafe { string_or_list(du) }));
+        }
+    }
+    out
+}
+
+/// A string, a list of strings, or what else the value is.
+///
+/// # Safety
+/// `du` must be a live `data_unset` of lighttpd's configuration.
+unsafe fn string_or_list(du: &ffi::data_unset) -> RawValue {
+    match du.type_ {
+        ffi::TYPE_STRING => {
+            // SAFETY: a TYPE_STRING data_unset is a data_string (array.h).
+            let ds = unsafe { &*(du as *const ffi::data_unset).cast::<ffi::data_string>() };
+            // SAFETY: its value buffer is embedded in it.
+            RawValue::Str(unsafe { buffer_bytes(&ds.value) }.to_vec())
+        }
+        ffi::TYPE_ARRAY => {
+            // SAFETY: a TYPE_ARRAY data_unset is a data_array (array.h).
+            let da = unsafe { &*(du as *const ffi::data_unset).cast::<ffi::data_array>() };
+            let mut list = Vec::new();
+            // SAFETY: its array is embedded in it and lives as long.
+            for &item in unsafe { items(&da.value) } {
+                // SAFETY: each item is null or a live data_unset.
+                let Some(item) = (unsafe { item.as_ref() }) else {
+                    continue;
+                };
+                // SAFETY: the key buffer is embedded in the item.
+                let keyed = !unsafe { buffer_bytes(&item.key) }.is_empty();
+                if item.type_ != ffi::TYPE_STRING || keyed {
+                    return RawValue::Other("a list that is not only strings");
+                }
+                // SAFETY: a TYPE_STRING item is a data_string (above).
+                let ds = unsafe { &*(item as *const ffi::data_unset).cast::<ffi::data_string>() };
+                // SAFETY: as above.
+                list.push(unsafe { buffer_bytes(&ds.value) }.to_vec());
+            }
+            RawValue::List(list)
+        }
+        ffi::TYPE_INTEGER => RawValue::Other("a number"),
+        _ => RawValue::Other("neither a string nor a list"),
     }
 }
 

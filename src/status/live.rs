@@ -127,14 +127,14 @@ impl Live {
     /// worker has a slot.
     pub fn flusher_watcher(
         &self,
-        server: String,
+        servers: Vec<String>,
         spool: Option<PathBuf>,
     ) -> Option<Arc<dyn Watcher>> {
         let slot = self.slot?;
         let watcher = FlusherWatcher {
             board: self.board.clone(),
             slot,
-            server,
+            servers,
             spool,
             progress: Mutex::new(Progress::default()),
         };
@@ -216,7 +216,8 @@ impl Live {
 pub struct FlusherWatcher {
     board: Arc<Board>,
     slot: usize,
-    server: String,
+    /// `mysql_server`'s list; the state says which one is in use.
+    servers: Vec<String>,
     spool: Option<PathBuf>,
     progress: Mutex<Progress>,
 }
@@ -228,7 +229,7 @@ impl Watcher for FlusherWatcher {
         let (spool_rows, spool_bytes) = self.spool.as_deref().map_or((0, 0), spool_size);
         let figures = FlusherFigures {
             pid: std::process::id(),
-            server: self.server.clone(),
+            server: self.servers.get(state.server).cloned().unwrap_or_default(),
             last_success: progress.last_success,
             last_attempt: progress.last_attempt,
             last_duration_ms: progress.last_duration_ms,
