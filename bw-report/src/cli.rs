@@ -33,8 +33,9 @@ pub struct DbArgs {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// host, host:port, [IPv6]:port, /unix/socket; localhost is /run/mysqld/mysqld.sock
+    /// (repeat for a list, tried in order, as bw_counter.mysql_server's)
     #[arg(long, global = true)]
-    pub server: Option<String>,
+    pub server: Vec<String>,
     /// database name
     #[arg(long, global = true)]
     pub db: Option<String>,

@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::exporter::cache::{Recent, Sums};
 use crate::report::{DayBytes, VhostBytes};
 use crate::source::Source;
+use crate::values::Server;
 
 /// A dead server must not hang a report (or the cron job running it).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -30,8 +31,32 @@ pub struct Table {
 impl Table {
     /// Connects and checks that the table has the columns the module
     /// writes, so that a wrong table is one clear error before any report.
+    /// With a list of servers, the first that answers, in order (as the
+    /// module writes to the first that answers); the error of each when
+    /// none does.
     pub fn open(source: &Source) -> Result<Table, Error> {
-        let conn = connect(source).map_err(|e| failure("cannot reach", source, &e))?;
+        let mut failures = Vec::new();
+        for server in &source.servers {
+            match Table::open_on(source, server) {
+                Ok(table) => return Ok(table),
+                Err((what, e)) => failures.push((server, what, e)),
+            }
+        }
+        Err(match &failures[..] {
+            [(_, what, e)] => failure(what, source, e),
+            _ => {
+                let each: Vec<String> = failures
+                    .iter()
+                    .map(|(server, what, e)| format!("{server}: {what} it: {}", why(e)))
+                    .collect();
+                Error::Database(format!("cannot read {source}: {}", each.join("; ")))
+            }
+        })
+    }
+
+    /// The table on `server`, or what failed: reaching it or reading it.
+    fn open_on(source: &Source, server: &Server) -> Result<Table, (&'static str, mysql::Error)> {
+        let conn = connect(source, server).map_err(|e| ("cannot reach", e))?;
         let mut table = Table {
             conn,
             source: source.clone(),
@@ -43,7 +68,7 @@ impl Table {
         table
             .conn
             .query_drop(probe)
-            .map_err(|e| failure("cannot read", source, &e))?;
+            .map_err(|e| ("cannot read", e))?;
         Ok(table)
     }
 
@@ -306,7 +331,12 @@ fn date(v: Value) -> Result<NaiveDate, String> {
 
 /// One line naming server, database and table, and what MySQL said.
 fn failure(what: &str, source: &Source, e: &mysql::Error) -> Error {
-    let why = match e {
+    Error::Database(format!("{what} {source}: {}", why(e)))
+}
+
+/// What MySQL (or the network) said, on one line.
+fn why(e: &mysql::Error) -> String {
+    match e {
         mysql::Error::MySqlError(me) => {
             format!("ERROR {} ({}): {}", me.code, me.state, me.message)
         }
@@ -314,15 +344,14 @@ fn failure(what: &str, source: &Source, e: &mysql::Error) -> Error {
         // Its Display is the Debug form ("DriverError { ... }").
         mysql::Error::DriverError(driver) => driver.to_string(),
         other => other.to_string(),
-    };
-    Error::Database(format!("{what} {source}: {why}"))
+    }
 }
 
 /// A connection as the module makes one (same TLS meanings, connect
 /// exactly where configured), with a deadline on every network step.
-fn connect(source: &Source) -> mysql::Result<Conn> {
+fn connect(source: &Source, server: &Server) -> mysql::Result<Conn> {
     let endpoint = Endpoint {
-        server: &source.server,
+        server,
         user: &source.user,
         password: source.password.as_deref(),
         database: &source.database,

@@ -284,6 +284,77 @@ fn config_is_read_the_way_lighttpd_reads_it() {
     );
 }
 
+/// `bw_counter.mysql_server` as a list (in --config, or --server given
+/// more than once): the first server that answers is read, as the module
+/// writes to the first that answers; when none does, one line names each.
+#[test]
+fn a_list_of_servers_is_read_from_the_first_that_answers() {
+    let db = Db::start();
+    db.insert(JANUARY);
+    let dead = format!("127.0.0.1:{}", common::free_port());
+    let dir = TempDir::new("bw-report-list");
+    let config = dir.path().join("lighttpd.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "server.document-root = \"{}\"\n\
+             server.port = {}\n\
+             bw_counter.mysql_server = ( \"{dead}\", \"{}\" )\n\
+             bw_counter.mysql_db = \"{DATABASE}\"\n\
+             bw_counter.mysql_table = \"{TABLE}\"\n\
+             bw_counter.mysql_user = \"{READER}\"\n",
+            dir.path().display(),
+            common::free_port(),
+            db.server.tcp_address()
+        ),
+    )
+    .unwrap();
+    let flags: Vec<String> = vec![
+        "--config".into(),
+        config.display().to_string(),
+        "--password-file".into(),
+        db.password_file.display().to_string(),
+    ];
+    let out = bw_report(
+        &flags,
+        &[&["top", "--format", "json"][..], &JANUARY_RANGE].concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["total"], 1024 + 3 * GIB + GIB / 2);
+
+    let other_dead = format!("127.0.0.1:{}", common::free_port());
+    let flags: Vec<String> = [
+        "--server",
+        &dead,
+        "--server",
+        &other_dead,
+        "--db",
+        "stats",
+        "--table",
+        "traffic",
+        "--user",
+        "nobody",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = bw_report(&flags, &["top"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("servers {dead} then {other_dead}, database stats"))
+            && stderr.contains(&format!("{dead}: cannot reach it: "))
+            && stderr.contains(&format!("; {other_dead}: cannot reach it: ")),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn unreachable_database_is_one_line_and_status_2() {
     let port = common::free_port();

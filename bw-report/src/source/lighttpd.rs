@@ -48,18 +48,31 @@ fn find_lighttpd() -> Option<PathBuf> {
 
 /// Reads the options from `lighttpd -p`'s output: inside `config {`, one
 /// `key = value` per line, conditions as nested `... {` / `}` blocks.
-/// Only lines at the top level of `config` are the global scope.
+/// Only lines at the top level of `config` are the global scope. A list
+/// is printed on its line, `("a", "b")`, or when long as `(` then one
+/// `"item",` per line and `)`.
 pub fn global_options(printed: &str) -> Result<Settings, String> {
     let mut settings = Settings::default();
     let mut depth = 0usize;
-    for line in printed.lines() {
+    let mut lines = printed.lines();
+    while let Some(line) = lines.next() {
         let line = line.trim();
         if line.starts_with('}') {
             depth = depth.saturating_sub(1);
         }
         if depth == 1 {
             if let Some((key, value)) = option(line) {
-                set(&mut settings, key, value)?;
+                if value == "(" {
+                    let items: Vec<&str> = lines
+                        .by_ref()
+                        .map(str::trim)
+                        .take_while(|l| *l != ")")
+                        .collect();
+                    set_list(&mut settings, key, &items)?;
+                } else {
+                    set(&mut settings, key, value)?;
+                }
+                continue;
             }
         }
         if line.ends_with('{') {
@@ -84,8 +97,12 @@ fn set(s: &mut Settings, key: &str, printed: &str) -> Result<(), String> {
             format!("cannot read bw_counter.{key} from lighttpd -p's output: expected a string on one line")
         })
     };
+    if let Some(inline) = printed.strip_prefix('(').and_then(|l| l.strip_suffix(')')) {
+        let items: Vec<&str> = inline.split(", ").collect();
+        return set_list(s, key, &items);
+    }
     match key {
-        "mysql_server" => s.server = Some(value()?),
+        "mysql_server" => s.server = Some(vec![value()?]),
         "mysql_db" => s.db = Some(value()?),
         "mysql_table" => s.table = Some(value()?),
         "mysql_user" => s.user = Some(value()?),
@@ -95,6 +112,27 @@ fn set(s: &mut Settings, key: &str, printed: &str) -> Result<(), String> {
         "mysql_ssl_ca" => s.ssl_ca = Some(value()?.into()),
         _ => {}
     }
+    Ok(())
+}
+
+/// A list (`mysql_server` only: lists of the other options are refused
+/// by the module, so here too). Items are as lighttpd prints them, each
+/// quoted, with or without a trailing comma.
+fn set_list(s: &mut Settings, key: &str, items: &[&str]) -> Result<(), String> {
+    if key != "mysql_server" {
+        return Err(format!(
+            "bw_counter.{key} is a list in lighttpd -p's output: it must be a string"
+        ));
+    }
+    let servers = items
+        .iter()
+        .map(|item| {
+            unquote(item.strip_suffix(',').unwrap_or(item)).ok_or_else(|| {
+                format!("cannot read bw_counter.{key} from lighttpd -p's output: {item:?}")
+            })
+        })
+        .collect::<Result<Vec<String>, String>>()?;
+    s.server = Some(servers);
     Ok(())
 }
 
@@ -154,7 +192,7 @@ mod tests {
         assert_eq!(
             s,
             Settings {
-                server: Some("127.0.0.1:3307".into()),
+                server: Some(vec!["127.0.0.1:3307".into()]),
                 db: Some("bw_counter".into()),
                 table: Some("bandwidth".into()),
                 user: Some(r#"bw "quoted" \\ user"#.into()),
@@ -164,6 +202,34 @@ mod tests {
                 ssl_ca: Some("/etc/ssl/ca.pem".into()),
             }
         );
+    }
+
+    #[test]
+    fn a_list_of_servers_on_one_line_or_many() {
+        let one_line =
+            "config {\n    bw_counter.mysql_server = (\"127.0.0.1:3306\", \"/s.sock\")\n}\n";
+        assert_eq!(
+            global_options(one_line).unwrap().server,
+            Some(vec!["127.0.0.1:3306".to_string(), "/s.sock".to_string()])
+        );
+        let many = "config {\n    bw_counter.mysql_server = (\n        \"db1.example.internal:3306\",\n        \"db2\",\n    )\n    bw_counter.mysql_db     = \"bw\"\n}\n";
+        let s = global_options(many).unwrap();
+        assert_eq!(
+            s.server,
+            Some(vec![
+                "db1.example.internal:3306".to_string(),
+                "db2".to_string()
+            ])
+        );
+        assert_eq!(
+            s.db,
+            Some("bw".to_string()),
+            "reading goes on after the list"
+        );
+        let not_server = "config {\n    bw_counter.mysql_db = (\"a\", \"b\")\n}\n";
+        assert!(global_options(not_server)
+            .unwrap_err()
+            .contains("must be a string"));
     }
 
     #[test]

@@ -9,14 +9,17 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::DbArgs;
 use crate::error::Error;
-use crate::values::{check_identifier, parse_server, parse_table, Server, TableName};
+use crate::values::{
+    check_identifier, parse_server, parse_server_list, parse_table, Server, TableName,
+};
 use crate::TlsMode;
 
 /// The database settings as written, before they are checked; each field
 /// is the value of one `bw_counter.*` option or flag.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Settings {
-    pub server: Option<String>,
+    /// `mysql_server`: one server or a list, tried in order.
+    pub server: Option<Vec<String>>,
     pub db: Option<String>,
     pub table: Option<String>,
     pub user: Option<String>,
@@ -48,7 +51,7 @@ impl Settings {
 
     fn from_flags(args: &DbArgs) -> Settings {
         Settings {
-            server: args.server.clone(),
+            server: (!args.server.is_empty()).then(|| args.server.clone()),
             db: args.db.clone(),
             table: args.table.clone(),
             user: args.user.clone(),
@@ -63,7 +66,8 @@ impl Settings {
 /// A database and table to read, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
-    pub server: Server,
+    /// Tried in this order; never empty.
+    pub servers: Vec<Server>,
     pub database: String,
     pub table: TableName,
     pub user: String,
@@ -75,11 +79,14 @@ pub struct Source {
 impl fmt::Display for Source {
     /// How errors name the table: server, database and table.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "server {}, database {}, table {}",
-            self.server, self.database, self.table
-        )
+        match &self.servers[..] {
+            [one] => write!(f, "server {one}")?,
+            list => {
+                let names: Vec<String> = list.iter().map(Server::to_string).collect();
+                write!(f, "servers {}", names.join(" then "))?;
+            }
+        }
+        write!(f, ", database {}, table {}", self.database, self.table)
     }
 }
 
@@ -97,8 +104,13 @@ pub fn locate(args: &DbArgs) -> Result<Source, Error> {
 /// are required, one password source at most, verify_* needs a CA file.
 pub fn check(s: Settings) -> Result<Source, Error> {
     let usage = |m: String| Error::Usage(m);
-    let server = s.server.as_deref().unwrap_or("localhost");
-    let server = parse_server(server).map_err(|e| usage(format!("server {server:?}: {e}")))?;
+    let servers = match s.server.as_deref() {
+        None => vec![parse_server("localhost").expect("the default is valid")],
+        Some([one]) => {
+            vec![parse_server(one).map_err(|e| usage(format!("server {one:?}: {e}")))?]
+        }
+        Some(list) => parse_server_list(list).map_err(|e| usage(format!("servers: {e}")))?,
+    };
     let database = required(s.db, "database", "--db", "bw_counter.mysql_db")?;
     check_identifier(&database).map_err(|e| usage(format!("database {database:?}: {e}")))?;
     let table = required(s.table, "table", "--table", "bw_counter.mysql_table")?;
@@ -124,7 +136,7 @@ pub fn check(s: Settings) -> Result<Source, Error> {
         )));
     }
     Ok(Source {
-        server,
+        servers,
         database,
         table,
         user,
@@ -176,7 +188,7 @@ mod tests {
     #[test]
     fn flags_override_the_configuration() {
         let config = Settings {
-            server: some("db.example:3307"),
+            server: Some(vec!["db.example:3307".into()]),
             password: some("from-config"),
             ssl: some("require"),
             ..minimal()
@@ -187,7 +199,7 @@ mod tests {
         };
         let merged = config.clone().overridden_by(flags);
         assert_eq!(merged.table, some("other"));
-        assert_eq!(merged.server, some("db.example:3307"));
+        assert_eq!(merged.server, Some(vec!["db.example:3307".to_string()]));
         assert_eq!(merged.password, some("from-config"));
         let flags = Settings {
             password_file: Some("/etc/pw".into()),
@@ -204,20 +216,32 @@ mod tests {
     #[test]
     fn module_rules_for_server_and_defaults() {
         let s = check(minimal()).unwrap();
-        assert_eq!(s.server, Server::Socket("/run/mysqld/mysqld.sock".into()));
+        assert_eq!(
+            s.servers,
+            [Server::Socket("/run/mysqld/mysqld.sock".into())]
+        );
         assert_eq!(s.tls, TlsMode::Disable);
         assert_eq!(
             s.to_string(),
             "server unix:/run/mysqld/mysqld.sock, database bw_counter, table `bandwidth`"
         );
         let s = check(Settings {
-            server: some("[::1]:3307"),
+            server: Some(vec!["[::1]:3307".into()]),
             table: some("stats.bw"),
             ..minimal()
         })
         .unwrap();
-        assert_eq!(s.server.to_string(), "[::1]:3307");
+        assert_eq!(s.servers[0].to_string(), "[::1]:3307");
         assert_eq!(s.table.quoted(), "`stats`.`bw`");
+        let s = check(Settings {
+            server: Some(vec!["db1".into(), "/run/db2.sock".into()]),
+            ..minimal()
+        })
+        .unwrap();
+        assert_eq!(
+            s.to_string(),
+            "servers db1:3306 then unix:/run/db2.sock, database bw_counter, table `bandwidth`"
+        );
     }
 
     #[test]
@@ -235,7 +259,7 @@ mod tests {
             "no database: give --db, or --config with bw_counter.mysql_db"
         );
         let m = refused(Settings {
-            server: some("db:0"),
+            server: Some(vec!["db:0".into()]),
             ..minimal()
         });
         assert!(m.starts_with("server \"db:0\": port"), "{m}");
