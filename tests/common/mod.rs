@@ -8,6 +8,7 @@
 
 pub mod http;
 pub mod lighttpd;
+pub mod load;
 pub mod mariadb;
 pub mod oracle;
 pub mod pki;

@@ -101,6 +101,20 @@ pub fn expected_totals(records: &[Record], server_name: Option<&str>) -> Totals 
     expected_totals_by(records, |r| Some(host_key(&r.host, server_name)))
 }
 
+/// [`expected_totals`] of several lighttpd instances' access logs, summed:
+/// what their table must hold when they all write into one.
+pub fn expected_totals_of(access_logs: &[&Path]) -> Totals {
+    let mut out = Totals::new();
+    for log in access_logs {
+        for (host, (i, o)) in expected_totals(&read_access_log(log), None) {
+            let e = out.entry(host).or_default();
+            e.0 += i;
+            e.1 += o;
+        }
+    }
+    out
+}
+
 /// Sums of %I/%O per row key that `row` gives each record (`None`: not
 /// counted), HTTP/2 connection records left out.
 pub fn expected_totals_by(records: &[Record], row: impl Fn(&Record) -> Option<String>) -> Totals {
