@@ -40,9 +40,11 @@ APT_PACKAGES := lighttpd libclang-dev clang gcc libc6-dev dpkg-dev xz-utils ca-c
 APT_PACKAGES_DEMO := mariadb-server mariadb-client curl fonts-dejavu-core chromium
 # What the tests need on top: MariaDB, the clients they drive lighttpd
 # with, openssl for test certificates, libfaketime for the midnight test,
-# Python's Prometheus parser for the status URL.
+# Python's Prometheus parser for the status URL, Galera and the rsync its
+# state transfers use for the cluster rig (Debian 12's mariadb-server
+# pulls both in, but the rig uses them itself).
 APT_PACKAGES_TEST := $(APT_PACKAGES_DEMO) faketime openssl nghttp2-client python3-h2 \
-	python3-prometheus-client
+	python3-prometheus-client galera-4 rsync
 # What the benchmarks need on top (load generator; mod_rrdtool's backend;
 # callgrind, to count instructions per request).
 APT_PACKAGES_BENCH := wrk rrdtool valgrind

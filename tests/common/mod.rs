@@ -6,6 +6,7 @@
 //! `mod_bw_counter.so`, all on loopback.
 #![allow(dead_code)] // each test binary uses a different part of the rig
 
+pub mod galera;
 pub mod http;
 pub mod lighttpd;
 pub mod load;
