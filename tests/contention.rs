@@ -7,8 +7,8 @@ mod common;
 
 use std::thread;
 
-use common::load;
 use common::lighttpd::{Lighttpd, Setup};
+use common::load;
 use common::mariadb::MariaDb;
 use common::oracle;
 
@@ -44,7 +44,7 @@ fn two_instances_with_two_workers_each_flushing_the_same_rows_every_second() {
         let log = l.all_output();
         assert!(!log.contains("undelivered"), "{log}");
         assert!(
-            !log.contains("database unreachable"),
+            !log.contains("database unreachable") && !log.contains("turned the flush away"),
             "a lock conflict must be retried, not reported:\n{log}"
         );
     }

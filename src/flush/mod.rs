@@ -50,6 +50,8 @@ pub use self::books::PendingLimit;
 pub use self::mysql::{Link, MAX_ROWS_PER_STATEMENT, ROWS_PER_STATEMENT};
 pub use self::progress::{Attempt, FlusherState, Progress, Watcher};
 use self::worker::{Command, SystemClock, Worker};
+// For bench/galera.rs: retry lock conflicts exactly as the flusher does.
+pub use self::worker::{lock_retry_pause, random_u64, LOCK_ATTEMPTS};
 
 /// Where batches go: the database, or a fake in unit tests.
 pub trait Sink {
