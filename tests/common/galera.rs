@@ -190,6 +190,11 @@ impl Galera {
         Ok(())
     }
 
+    /// Node `i`'s client port (e.g. for a proxy in front of it).
+    pub fn port(&self, i: usize) -> u16 {
+        self.nodes[i].port
+    }
+
     /// "127.0.0.1:port" of node `i`, for bw_counter.mysql_server.
     pub fn tcp_address(&self, i: usize) -> String {
         format!("127.0.0.1:{}", self.nodes[i].port)

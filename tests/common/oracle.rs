@@ -164,6 +164,17 @@ pub fn assert_totals_equal(expected: &Totals, actual: &Totals, records: usize) {
     }
 }
 
+/// Per-host sums of rows (vhost, day, in, out), as [`table_totals`] has them.
+pub fn totals_of_rows(rows: &[(String, String, u64, u64)]) -> Totals {
+    let mut out = Totals::new();
+    for (vhost, _, i, o) in rows {
+        let e = out.entry(vhost.clone()).or_default();
+        e.0 += i;
+        e.1 += o;
+    }
+    out
+}
+
 /// `SELECT vhost, SUM(in), SUM(out) … GROUP BY vhost` of the counter table.
 pub fn table_totals(db: &MariaDb) -> Totals {
     let mut conn = db.root_conn().expect("root connection");
