@@ -167,6 +167,7 @@ bench: deps deps-test deps-bench headers
 	$(CARGO) bench --bench lighttpd
 	$(CARGO) bench --bench instructions
 	$(CARGO) bench --bench status
+	$(CARGO) bench --bench galera
 	$(CARGO) bench -p bw-report --bench exporter
 
 # Fuzz the parsers of outside input (option values, Host headers, spool

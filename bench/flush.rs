@@ -6,6 +6,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod link;
 
 use std::time::{Duration, Instant};
 
@@ -13,10 +14,9 @@ use mysql::prelude::Queryable;
 use mysql::{Conn, OptsBuilder};
 
 use common::mariadb::{MariaDb, DATABASE, PASSWORD, TABLE, USER};
-use mod_bw_counter::config::{self, DbConfig, Password, Server, Tls};
 use mod_bw_counter::counters::{Batch, Row, Traffic};
 use mod_bw_counter::day::Day;
-use mod_bw_counter::flush::{Link, Sink};
+use mod_bw_counter::flush::Sink;
 
 fn rows(n: usize, round: usize) -> Vec<Row> {
     let mut v: Vec<Row> = (0..n)
@@ -33,21 +33,6 @@ fn rows(n: usize, round: usize) -> Vec<Row> {
     v
 }
 
-fn link(db: &MariaDb) -> Link {
-    Link::new(DbConfig {
-        servers: vec![Server::Tcp {
-            host: "127.0.0.1".into(),
-            port: db.port,
-        }],
-        database: DATABASE.into(),
-        table: config::parse_table(TABLE).unwrap(),
-        ledger: config::parse_table(&format!("{TABLE}_batches")).unwrap(),
-        user: USER.into(),
-        password: Password::Inline(PASSWORD.into()),
-        tls: Tls::default(),
-    })
-}
-
 /// Every measurement starts from an empty table, so that none pays for the
 /// rows of the ones before it.
 fn empty_table(db: &MariaDb) {
@@ -56,7 +41,7 @@ fn empty_table(db: &MariaDb) {
 
 fn batched(db: &MariaDb, rows: Vec<Row>, rows_per_statement: usize, id: &str) -> Duration {
     empty_table(db);
-    let mut l = link(db);
+    let mut l = link::link(&db.tcp_address());
     l.set_rows_per_statement(rows_per_statement);
     let batch = Batch {
         id: id.into(),
