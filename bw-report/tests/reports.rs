@@ -264,13 +264,7 @@ fn config_is_read_the_way_lighttpd_reads_it() {
         )
     };
     let out = top(&[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json[0]["total"], 1024 + 3 * GIB + GIB / 2);
+    assert_january_top(&out);
     let out = top(&["--table", "no_such_table"]);
     assert_eq!(out.status.code(), Some(2), "the flag wins over the file");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -319,34 +313,10 @@ fn a_list_of_servers_is_read_from_the_first_that_answers() {
         &flags,
         &[&["top", "--format", "json"][..], &JANUARY_RANGE].concat(),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json[0]["total"], 1024 + 3 * GIB + GIB / 2);
+    assert_january_top(&out);
 
     let other_dead = format!("127.0.0.1:{}", common::free_port());
-    let flags: Vec<String> = [
-        "--server",
-        &dead,
-        "--server",
-        &other_dead,
-        "--db",
-        "stats",
-        "--table",
-        "traffic",
-        "--user",
-        "nobody",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let out = bw_report(&flags, &["top"]);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let stderr = unreachable(&[&dead, &other_dead]);
     assert!(
         stderr.contains(&format!("servers {dead} then {other_dead}, database stats"))
             && stderr.contains(&format!("{dead}: cannot reach it: "))
@@ -355,30 +325,42 @@ fn a_list_of_servers_is_read_from_the_first_that_answers() {
     );
 }
 
+/// `top --format json` of the JANUARY rows: the biggest vhost's total.
+fn assert_january_top(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["total"], 1024 + 3 * GIB + GIB / 2);
+}
+
+/// `bw-report top` with `servers` (none listening) for table
+/// stats.traffic: status 2 and one line on stderr, which is returned.
+fn unreachable(servers: &[&str]) -> String {
+    let mut flags: Vec<String> = Vec::new();
+    for server in servers {
+        flags.extend(["--server".to_string(), server.to_string()]);
+    }
+    for flag in ["--db", "stats", "--table", "traffic", "--user", "nobody"] {
+        flags.push(flag.to_string());
+    }
+    let out = bw_report(&flags, &["top"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    stderr
+}
+
 #[test]
 fn unreachable_database_is_one_line_and_status_2() {
     let port = common::free_port();
-    let flags: Vec<String> = [
-        "--server",
-        &format!("127.0.0.1:{port}"),
-        "--db",
-        "stats",
-        "--table",
-        "traffic",
-        "--user",
-        "nobody",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let out = bw_report(&flags, &["top"]);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let stderr = unreachable(&[&format!("127.0.0.1:{port}")]);
     for name in [&format!("127.0.0.1:{port}"), "stats", "traffic"] {
         assert!(stderr.contains(name), "{name} not in {stderr}");
     }
-    assert!(out.stdout.is_empty());
 }
 
 #[test]
