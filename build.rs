@@ -63,7 +63,7 @@ fn main() {
     let include_dirs = [cfg_dir.clone(), headers_dir.clone(), src.clone()];
 
     generate_bindings(&headers_dir, &include_dirs, &out_dir);
-    compile_shim(&headers_dir, &include_dirs);
+    compile_shim(&headers_dir, &include_dirs, &src);
     emit_version(&out_dir, &version, version_id, &config_text);
 }
 
@@ -271,11 +271,21 @@ fn generate_bindings(headers_dir: &Path, include_dirs: &[PathBuf], out_dir: &Pat
         .expect("write bindings.rs");
 }
 
-fn compile_shim(headers_dir: &Path, include_dirs: &[PathBuf]) {
+fn compile_shim(headers_dir: &Path, include_dirs: &[PathBuf], src: &Path) {
     let mut build = cc::Build::new();
     build
         .file(headers_dir.join("shim.c"))
         .define("HAVE_CONFIG_H", None);
+    // Where a connection keeps its HTTP/2 streams: `hxcon *hx` (declared in
+    // request.h) since lighttpd 1.4.7x, `h2con *h2` (declared in h2.h,
+    // which needs ls-hpack) before. Told by the headers themselves, so a
+    // release between the ones tested is read as it is.
+    let base_h = src.join("base.h");
+    let base = fs::read_to_string(&base_h)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", base_h.display()));
+    if base.contains("hxcon *hx;") {
+        build.define("BWC_HAVE_HXCON", None);
+    }
     for d in include_dirs {
         build.include(d);
     }

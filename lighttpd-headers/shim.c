@@ -41,3 +41,41 @@ void bwc_respond(struct request_st *r, int status,
     r->http_status = status;
     r->resp_body_finished = 1;
 }
+
+/* The first members of a connection's HTTP/2 state, in every release:
+ * 1.4.7x+ declares them as `hxcon` in request.h ("must match" h2.h's
+ * struct h2con); 1.4.69's h2con (h2.h) begins with the same two. */
+#ifdef BWC_HAVE_HXCON
+typedef hxcon bwc_streams;
+#define BWC_STREAMS(con) ((const bwc_streams *)(con)->hx)
+#else
+typedef struct { request_st *r[8]; uint32_t rused; } bwc_streams;
+#define BWC_STREAMS(con) ((const bwc_streams *)(const void *)(con)->h2)
+#endif
+
+size_t bwc_requests_in_progress(struct server *srv, struct request_st **out,
+                                size_t cap)
+{
+    size_t n = 0;
+    for (connection *con = srv->conns; con; con = con->next) {
+        const bwc_streams * const hx = BWC_STREAMS(con);
+        if (hx == NULL) {
+            request_st * const r = &con->request;
+            if (r->rqst_header_len > 0) {
+                if (n < cap) out[n] = r;
+                ++n;
+            }
+            continue;
+        }
+        /* HTTP/2: each stream; the connection's own request record is its
+         * wire bytes, never counted. */
+        for (uint32_t i = 0, used = hx->rused; i < used && i < 8; ++i) {
+            request_st * const r = hx->r[i];
+            if (r != NULL && r->rqst_header_len > 0) {
+                if (n < cap) out[n] = r;
+                ++n;
+            }
+        }
+    }
+    return n;
+}

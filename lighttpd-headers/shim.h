@@ -12,6 +12,7 @@
 
 struct request_st;
 struct fdlog_st;
+struct server;
 
 /* http_request_stats_bytes_in(r) and _out(r), as mod_accesslog's %I and %O:
  * request bytes read so far (headers and body) and response bytes written,
@@ -30,5 +31,12 @@ void bwc_log(struct fdlog_st *errh, const char *file, unsigned int line,
 void bwc_respond(struct request_st *r, int status,
                  const char *content_type, size_t content_type_len,
                  const char *body, size_t len);
+
+/* The requests lighttpd is serving now, whose header has been read: each
+ * HTTP/1.x connection's request, and each HTTP/2 stream (not the HTTP/2
+ * connection's own record). Writes at most cap of them to out and returns
+ * how many there are (more than cap: call again with room for them). */
+size_t bwc_requests_in_progress(struct server *srv, struct request_st **out,
+                                size_t cap);
 
 #endif

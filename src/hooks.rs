@@ -8,7 +8,9 @@ use std::ffi::{c_int, c_void};
 use std::ptr;
 
 use crate::config;
+use crate::counters::Traffic;
 use crate::ffi;
+use crate::in_progress::InProgress;
 use crate::instance::Instance;
 use crate::lighttpd::{self, guarded, ErrorLog, PluginData};
 use crate::request::{self, Counted, Hook};
@@ -84,10 +86,12 @@ pub unsafe extern "C" fn set_defaults(srv: *mut ffi::server, p_d: *mut c_void) -
             return ffi::HANDLER_ERROR;
         };
         pd.set_log(log);
+        let plugin_id = pd.plugin_id();
         let Some(instance) = pd.instance() else {
             return ffi::HANDLER_ERROR;
         };
         let wants_status = config.scopes.has_status_url();
+        instance.set_plugin_id(plugin_id);
         instance.configure(config);
         if wants_status {
             // SAFETY: srv is lighttpd's live server (invariant 3).
@@ -129,10 +133,63 @@ pub unsafe extern "C" fn handle_trigger(srv: *mut ffi::server, p_d: *mut c_void)
         // during this hook (invariants 1 and 2).
         let pd = unsafe { PluginData::from_hook(p_d) };
         if let Some(instance) = pd.and_then(PluginData::instance) {
-            write_all(log, instance.tick(lighttpd::clocks().1));
+            let (now, monotonic) = lighttpd::clocks();
+            // Running requests first, so that what they moved goes with
+            // this report.
+            // SAFETY: srv is lighttpd's live server, during this hook on
+            // its thread (invariants 1 and 3).
+            unsafe { count_running(srv, instance, now, monotonic) };
+            write_all(log, instance.tick(monotonic));
         }
         ffi::HANDLER_GO_ON
     })
+}
+
+/// At a report, with `bw_counter.count_in_progress` on: every request
+/// lighttpd is serving adds what it moved since it was last counted, on
+/// today's row (`now`: the wall clock); its `plugin_ctx` slot remembers
+/// what was counted of it (see `in_progress.rs`). Inside the trigger's
+/// panic guard.
+///
+/// # Safety
+/// `srv` must be lighttpd's live server, during a hook on its thread.
+unsafe fn count_running(srv: *mut ffi::server, instance: &mut Instance, now: i64, monotonic: i64) {
+    let Some((id, in_progress, walk)) = instance.walk_due(monotonic) else {
+        return;
+    };
+    let mut requests = std::mem::take(walk);
+    // SAFETY: srv is live, during this hook (contract).
+    unsafe { lighttpd::requests_in_progress(srv, &mut requests) };
+    in_progress.begin_report();
+    let mut moved = Vec::new();
+    for &address in &requests {
+        let r = address as *mut ffi::request_st;
+        // SAFETY: r is a request lighttpd serves, listed during this hook;
+        // id is lighttpd's id for this module.
+        let Some((slot, identity)) = (unsafe { lighttpd::progress_slot(r, id) }) else {
+            continue; // no slot to remember it by: counted at its end
+        };
+        // SAFETY: as above.
+        let total = unsafe { lighttpd::running_totals(r) };
+        // SAFETY: slot points into r's plugin_ctx, which only this module
+        // uses at index id; it holds null or a token of ours.
+        let token = unsafe { *slot } as usize;
+        let (token, now_counted) = in_progress.progress(token, identity, total);
+        // SAFETY: as above.
+        unsafe { *slot = token as *mut c_void };
+        if let Some(traffic) = now_counted {
+            moved.push((r, traffic));
+        }
+    }
+    in_progress.end_report();
+    *walk = requests;
+    for (r, traffic) in moved {
+        // SAFETY: r is live during this hook (listed above), and the
+        // result is used only here.
+        let counted = unsafe { lighttpd::running_counted(r, traffic, now) };
+        // SAFETY: as above.
+        unsafe { count_resolved(r, instance, counted) };
+    }
 }
 
 pub unsafe extern "C" fn handle_waitpid(
@@ -292,6 +349,19 @@ unsafe fn on_request(
     let Some(instance) = pd.and_then(PluginData::instance) else {
         return ffi::HANDLER_GO_ON;
     };
+    // A request that a report found running had part of its bytes
+    // counted then; otherwise (and always while no request has been) one
+    // load and a branch.
+    // A request that a report found running had part of its bytes counted
+    // then. While no request has been, this is one load and a branch; while
+    // some have, a few more for the request's own slot.
+    if instance.has_partly_counted() {
+        // SAFETY: r is the hook's live request (invariant 4).
+        if unsafe { lighttpd::has_progress_token(r, instance.progress_id()) } {
+            // SAFETY: as above; counted borrows r's buffers for this hook.
+            return unsafe { count_rest(name, r, instance, counted) };
+        }
+    }
     if instance.counting_is_scoped() {
         // SAFETY: as below.
         return unsafe { count_scoped(name, r, instance, counted) };
@@ -321,18 +391,114 @@ unsafe fn count_scoped(
     let log = unsafe { lighttpd::request_log(r) };
     guarded(name, log, ffi::HANDLER_GO_ON, || {
         // SAFETY: as above.
-        let ask = |scopes: &_| unsafe { lighttpd::request_scope(r, scopes) };
-        let Some(scope) = instance.request_scope(counted.authority, ask) else {
-            return ffi::HANDLER_GO_ON;
-        };
-        if let Some(counted) = instance.count_in_scope(scope, counted) {
-            if !instance.count_same_row(&counted) {
-                // SAFETY: as above; counted borrows r's buffers.
-                unsafe { count_by_host(r, instance, counted) };
-            }
-        }
+        unsafe { count_in_its_scope(r, instance, counted) };
         ffi::HANDLER_GO_ON
     })
+}
+
+/// A scoped request: lighttpd says which conditions match it, then it is
+/// counted accordingly. Inside the caller's panic guard.
+///
+/// # Safety
+/// `r` must be a live request, during a hook on lighttpd's thread.
+unsafe fn count_in_its_scope(
+    r: *mut ffi::request_st,
+    instance: &mut Instance,
+    counted: Counted<'_>,
+) {
+    // SAFETY: as the contract says.
+    let ask = |scopes: &_| unsafe { lighttpd::request_scope(r, scopes) };
+    let Some(scope) = instance.request_scope(counted.authority, ask) else {
+        return;
+    };
+    if let Some(counted) = instance.count_in_scope(scope, counted) {
+        if !instance.count_same_row(&counted) {
+            // SAFETY: as above; counted borrows r's buffers.
+            unsafe { count_by_host(r, instance, counted) };
+        }
+    }
+}
+
+/// Counts `counted` for request `r` the way its end would: by its scope
+/// when some scope sets `account` or `exclude`, else by its host. Inside
+/// the caller's panic guard.
+///
+/// # Safety
+/// `r` must be a live request, during a hook on lighttpd's thread.
+unsafe fn count_resolved(r: *mut ffi::request_st, instance: &mut Instance, counted: Counted<'_>) {
+    if instance.counting_is_scoped() {
+        // SAFETY: as the contract says.
+        unsafe { count_in_its_scope(r, instance, counted) };
+    } else if !instance.count_same_row(&counted) {
+        // SAFETY: as the contract says; counted borrows r's buffers.
+        unsafe { count_by_host(r, instance, counted) };
+    }
+}
+
+/// The rest of [`on_request`] while some running request has been counted
+/// in part (by a report): `counted` less what was counted of this request
+/// already, counted as usual. Out of line and all of the rest, so that the
+/// common case keeps nothing alive across a call.
+///
+/// # Safety
+/// `r` must be the non-null request lighttpd passed to the current hook.
+#[inline(never)]
+#[cold]
+unsafe fn count_rest(
+    name: &str,
+    r: *mut ffi::request_st,
+    instance: &mut Instance,
+    mut counted: Counted<'_>,
+) -> ffi::handler_t {
+    // SAFETY: r is the hook's live request (contract).
+    counted.traffic = unsafe { less_counted_so_far(r, instance, counted.traffic) };
+    if counted.traffic == Traffic::default() {
+        return ffi::HANDLER_GO_ON;
+    }
+    if instance.counting_is_scoped() {
+        // SAFETY: as above; counted borrows r's buffers.
+        return unsafe { count_scoped(name, r, instance, counted) };
+    }
+    if instance.count_same_row(&counted) {
+        return ffi::HANDLER_GO_ON;
+    }
+    // SAFETY: as above.
+    unsafe { count_guarded(name, r, instance, counted) }
+}
+
+/// The end of a request while some requests have been counted in part:
+/// `traffic` less what reports counted of this request (its record
+/// released). Nothing here can panic (the record keeper indexes only what
+/// it checked), so it runs outside the panic guard like the rest of the
+/// request path. Takes and returns only the two numbers, so that the
+/// common case (no request counted in part) moves nothing for it.
+///
+/// # Safety
+/// `r` must be the non-null request lighttpd passed to the current hook.
+#[inline(never)]
+#[cold]
+unsafe fn less_counted_so_far(
+    r: *mut ffi::request_st,
+    instance: &mut Instance,
+    traffic: Traffic,
+) -> Traffic {
+    let Some((id, in_progress)) = instance.partly_counted() else {
+        return traffic;
+    };
+    // SAFETY: r is the hook's live request (contract); id is lighttpd's id
+    // for this module.
+    let Some((slot, identity)) = (unsafe { lighttpd::progress_slot(r, id) }) else {
+        return traffic;
+    };
+    // SAFETY: slot points into r's plugin_ctx, which only this module uses
+    // at index id; it holds null or a token of ours.
+    let token = unsafe { *slot } as usize;
+    if token == 0 {
+        return traffic;
+    }
+    // SAFETY: as above: the slot is cleared as the record is released.
+    unsafe { *slot = std::ptr::null_mut() };
+    InProgress::remainder(traffic, in_progress.finish(token, identity))
 }
 
 /// A request for another row than the previous one, inside the panic

@@ -17,6 +17,7 @@ use crate::config::{Config, RequestScope, Scopes, DEFAULT_MAX_HOSTS};
 use crate::counters::Counters;
 use crate::day::{LocalZone, Zone};
 use crate::flush::set_aside_counts;
+use crate::in_progress::InProgress;
 use crate::process::{self, FlusherProcess, NotSent};
 use crate::request::Counted;
 use crate::scope_memo::ScopeMemo;
@@ -50,6 +51,17 @@ pub struct Instance<Z: Zone = LocalZone> {
     live: Option<Live>,
     /// Scopes remembered per host, when they depend on nothing else.
     scope_memo: Option<ScopeMemo>,
+    /// What reports counted of requests still running (always empty with
+    /// `bw_counter.count_in_progress = "disable"`).
+    in_progress: InProgress,
+    /// `bw_counter.count_in_progress`.
+    count_in_progress: bool,
+    /// When running requests were last counted (monotonic seconds).
+    last_walk: i64,
+    /// The running requests' addresses at a report, kept for its memory.
+    walk: Vec<usize>,
+    /// lighttpd's id for this module (its `plugin_ctx` index), once known.
+    plugin_id: Option<usize>,
 }
 
 impl Instance<LocalZone> {
@@ -76,6 +88,11 @@ impl<Z: Zone> Instance<Z> {
             counting_is_scoped: false,
             live: None,
             scope_memo: None,
+            in_progress: InProgress::new(),
+            count_in_progress: false,
+            last_walk: 0,
+            walk: Vec::new(),
+            plugin_id: None,
         }
     }
 
@@ -87,7 +104,51 @@ impl<Z: Zone> Instance<Z> {
         self.scope_memo = (self.counting_is_scoped
             && config.scopes.counting_depends_on_host_only())
         .then(|| ScopeMemo::new(2 * config.max_hosts));
+        self.count_in_progress = config.count_in_progress;
         self.config = Some(config);
+    }
+
+    /// lighttpd's id for this module (`set_defaults`): where requests keep
+    /// their [`InProgress`] token.
+    pub fn set_plugin_id(&mut self, id: Option<usize>) {
+        self.plugin_id = id;
+    }
+
+    /// Whether running requests are to be counted now (`monotonic`:
+    /// lighttpd's monotonic seconds): every `report_interval`, just before
+    /// the report, when `count_in_progress` is on. Returns the plugin id
+    /// and the record keeper to count them with, and the walk's memory;
+    /// the walk is due again an interval later.
+    pub fn walk_due(
+        &mut self,
+        monotonic: i64,
+    ) -> Option<(usize, &mut InProgress, &mut Vec<usize>)> {
+        let interval = self.config.as_ref()?.report_interval.as_secs() as i64;
+        let id = self.plugin_id?;
+        if !self.count_in_progress || monotonic - self.last_walk < interval {
+            return None;
+        }
+        self.last_walk = monotonic;
+        Some((id, &mut self.in_progress, &mut self.walk))
+    }
+
+    /// Whether some running request has been counted in part: only then
+    /// does a request's end look for what was counted of it.
+    #[inline(always)]
+    pub fn has_partly_counted(&self) -> bool {
+        !self.in_progress.is_empty()
+    }
+
+    /// lighttpd's id for this module, 0 while unknown.
+    #[inline(always)]
+    pub fn progress_id(&self) -> usize {
+        self.plugin_id.unwrap_or(0)
+    }
+
+    /// The plugin id and the record keeper, when requests may have been
+    /// counted in part.
+    pub fn partly_counted(&mut self) -> Option<(usize, &mut InProgress)> {
+        Some((self.plugin_id?, &mut self.in_progress))
     }
 
     /// In `set_defaults`, before lighttpd forks its `workers`, when some
@@ -162,6 +223,7 @@ impl<Z: Zone> Instance<Z> {
             return Err("worker_init ran before set_defaults: nothing to start".into());
         }
         self.last_report = monotonic;
+        self.last_walk = monotonic;
         self.error_log = error_log;
         self.tally.warm_up(now);
         let mut status_problem = None;

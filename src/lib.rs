@@ -39,6 +39,7 @@ pub mod flush;
 mod fnv;
 pub mod hostkey;
 pub mod hosts;
+pub mod in_progress;
 pub mod instance;
 pub mod layout;
 pub mod log;

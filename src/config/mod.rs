@@ -108,6 +108,9 @@ pub struct Config {
     pub db: DbConfig,
     pub report_interval: Duration,
     pub max_hosts: usize,
+    /// Whether reports also count requests still running (the bytes they
+    /// moved since last counted), not only requests that ended.
+    pub count_in_progress: bool,
     /// Where undeliverable counts wait for the next start (none: logged).
     pub spool_file: Option<PathBuf>,
     /// `account`, `exclude` and `status_url`, per lighttpd condition.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::errors::ConfigError;
 use super::keys::{key_by_name, FoundKey, KeyId, KeyScope, RawValue};
-use super::scopes::{parse_scopes, ConditionValues};
+use super::scopes::{parse_scopes, parse_switch, ConditionValues};
 use super::values::{
     check_identifier, parse_server, parse_server_list, parse_table, Server, TableName,
 };
@@ -51,6 +51,7 @@ pub fn parse(
     );
     let spool_file = o.optional(KeyId::SpoolFile, absolute_file);
     let max_hosts = o.number(KeyId::MaxHosts, DEFAULT_MAX_HOSTS, MAX_MAX_HOSTS, "hosts");
+    let count_in_progress = o.or_default(KeyId::CountInProgress, "enable", parse_switch);
     let scopes = parse_scopes(values, conditions)
         .map_err(|errors| o.errors.extend(errors))
         .ok();
@@ -69,6 +70,7 @@ pub fn parse(
             },
             report_interval: Duration::from_secs(u64::from(report_interval?)),
             max_hosts: max_hosts? as usize,
+            count_in_progress: count_in_progress?,
             spool_file: spool_file?,
             scopes: scopes?,
         })
@@ -720,6 +722,26 @@ pub(super) mod tests {
                 mode: TlsMode::VerifyCa,
                 ca: Some("/etc/ssl/db-ca.pem".into())
             }
+        );
+    }
+
+    #[test]
+    fn count_in_progress_is_on_by_default_and_a_switch() {
+        let s = |v: &str| RawValue::Str(v.as_bytes().to_vec());
+        assert!(parse_values(minimal()).unwrap().count_in_progress);
+        for (word, on) in [
+            ("enable", true),
+            ("disable", false),
+            ("0", false),
+            ("true", true),
+        ] {
+            let c = parse_values(with(&[(KeyId::CountInProgress, s(word))])).unwrap();
+            assert_eq!(c.count_in_progress, on, "{word}");
+        }
+        let errs = errors_of(with(&[(KeyId::CountInProgress, s("yes"))]));
+        assert_eq!(
+            errs,
+            vec!["bw_counter.count_in_progress = \"yes\": expected \"enable\" or \"disable\""]
         );
     }
 

@@ -268,6 +268,11 @@ fn check_switch(s: &str) -> Result<(), String> {
     }
 }
 
+/// A server-wide switch: `enable` (`true`, `1`) or `disable` (`false`, `0`).
+pub(super) fn parse_switch(s: &str) -> Result<bool, String> {
+    check_switch(s).map(|()| switch_value(s))
+}
+
 fn switch_value(s: &str) -> bool {
     SWITCH_ON.contains(&s)
 }

@@ -30,7 +30,8 @@ use crate::instance::Instance;
 pub use self::error_log::ErrorLog;
 pub use self::options::{read_config, status_url_anywhere};
 pub use self::request::{
-    clocks, counted_request, has_status, request_facts, request_log, request_scope, server_name,
+    clocks, counted_request, has_progress_token, has_status, progress_slot, request_facts,
+    request_log, request_scope, requests_in_progress, running_counted, running_totals, server_name,
 };
 pub use self::status::{max_workers, respond, status_request, unregister_uri_clean};
 
@@ -141,6 +142,13 @@ impl PluginData {
 
     pub fn log(&self) -> ErrorLog {
         self.log
+    }
+
+    /// The id lighttpd gave this module: its index into every request's
+    /// `plugin_ctx` (written by lighttpd right after `init`; from 1, slot
+    /// 0 being lighttpd's own). `None` before lighttpd set it.
+    pub fn plugin_id(&self) -> Option<usize> {
+        usize::try_from(self.base.id).ok().filter(|&id| id > 0)
     }
 
     pub fn set_log(&mut self, log: ErrorLog) {

@@ -2,11 +2,14 @@
 //! counting decision in `request.rs`: first the few fields that decide,
 //! then, only for a request that counts, its bytes and host.
 
+use std::ffi::c_void;
 use std::ptr;
 
 use super::{buffer_bytes, ErrorLog};
 use crate::config::{RequestScope, Scopes};
+use crate::counters::Traffic;
 use crate::ffi;
+use crate::in_progress::Identity;
 use crate::request::{self, Counted, Hook, Measure, Protocol, RequestBytes, RequestFacts};
 
 /// lighttpd's clocks, in seconds: (wall clock since the epoch, monotonic).
@@ -141,4 +144,108 @@ pub unsafe fn request_scope(r: *mut ffi::request_st, scopes: &Scopes) -> Request
     // on lighttpd's thread during a hook (contract, invariants 1 and 4);
     // every condition number came from lighttpd's cvlist for this config.
     scopes.request_scope(|condition| unsafe { ffi::config_check_cond(r, condition) } != 0)
+}
+
+/// The requests lighttpd is serving now (`bwc_requests_in_progress`: each
+/// HTTP/1.x request whose header was read, each HTTP/2 stream), as
+/// addresses into `out` (its memory reused from report to report).
+///
+/// # Safety
+/// `srv` must be lighttpd's live server, on lighttpd's thread during a
+/// hook; the addresses are valid only until that hook returns.
+pub unsafe fn requests_in_progress(srv: *mut ffi::server, out: &mut Vec<usize>) {
+    loop {
+        out.clear();
+        let cap = out.capacity();
+        let buf = out.as_mut_ptr().cast::<*mut ffi::request_st>();
+        // SAFETY: srv is live and its connection list is not changed while
+        // the hook runs (contract, invariant 1); the shim writes at most
+        // `cap` pointers into buf, which has room for `cap` (usize and a
+        // pointer have the same size and alignment).
+        let n = unsafe { ffi::bwc_requests_in_progress(srv, buf, cap) };
+        if n <= cap {
+            // SAFETY: the shim initialised the first n elements.
+            unsafe { out.set_len(n) };
+            return;
+        }
+        out.reserve(n);
+    }
+}
+
+/// The `plugin_ctx` slot of plugin `id` in request `r`, and the request's
+/// identity; `None` if lighttpd gave it no slots.
+///
+/// # Safety
+/// `r` must be a request lighttpd is serving, during a hook on its thread;
+/// `id` the plugin id lighttpd gave this module (`plugin_data_base.id`),
+/// which indexes `r->plugin_ctx` (lighttpd allocates one slot per loaded
+/// plugin plus one). The slot pointer is valid until the hook returns.
+pub unsafe fn progress_slot(
+    r: *mut ffi::request_st,
+    id: usize,
+) -> Option<(*mut *mut c_void, Identity)> {
+    // SAFETY: r is a live request (contract).
+    let req = unsafe { &*r };
+    if req.plugin_ctx.is_null() {
+        return None;
+    }
+    let identity = Identity {
+        address: r as usize,
+        start_secs: req.start_hp.tv_sec,
+        start_nanos: req.start_hp.tv_nsec,
+    };
+    // SAFETY: plugin_ctx has a slot for every plugin id (contract).
+    Some((unsafe { req.plugin_ctx.add(id) }, identity))
+}
+
+/// Whether request `r`'s `plugin_ctx` slot `id` holds something (a token
+/// of ours, when `id` is this module's); false for id 0 (none).
+///
+/// # Safety
+/// `r` must be the non-null request lighttpd passed to the current hook;
+/// `id` 0 or lighttpd's id for this module.
+#[inline(always)]
+pub unsafe fn has_progress_token(r: *const ffi::request_st, id: usize) -> bool {
+    // SAFETY: r is live (contract); plugin_ctx is null or has a slot for
+    // every plugin id.
+    unsafe {
+        let ctx = (*r).plugin_ctx;
+        id != 0 && !ctx.is_null() && !(*ctx.add(id)).is_null()
+    }
+}
+
+/// What request `r` has moved so far, as mod_accesslog would log it if it
+/// ended now (`%I`, `%O`; a negative counter reads as 0).
+///
+/// # Safety
+/// `r` must be a request lighttpd is serving, during a hook on its thread.
+pub unsafe fn running_totals(r: *const ffi::request_st) -> Traffic {
+    let (mut stats_in, mut stats_out) = (0i64, 0i64);
+    // SAFETY: the shim only reads fields of the live request r and writes
+    // the two integers, which are ours.
+    unsafe { ffi::bwc_request_bytes(r, &mut stats_in, &mut stats_out) };
+    Traffic {
+        bytes_in: stats_in.max(0) as u64,
+        bytes_out: stats_out.max(0) as u64,
+    }
+}
+
+/// Request `r` counted with `traffic` at wall-clock `now`, borrowing its
+/// authority; `server_name` left empty as in [`counted_request`].
+///
+/// # Safety
+/// As [`running_totals`]; the result must not outlive the hook.
+pub unsafe fn running_counted<'a>(
+    r: *const ffi::request_st,
+    traffic: Traffic,
+    now: i64,
+) -> Counted<'a> {
+    // SAFETY: r is live (contract); uri.authority is embedded in it.
+    let authority = unsafe { buffer_bytes(&(*r).uri.authority) };
+    Counted {
+        authority,
+        server_name: &[],
+        traffic,
+        now,
+    }
 }
