@@ -13,7 +13,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -458,6 +458,11 @@ fn download_across_midnight_is_split_by_when_its_bytes_flowed() {
          bytes at midnight): {rows:?}"
     );
     let first_day = rows[0].3;
+    eprintln!(
+        "lighttpd started within {:?}; the client had received {earliest}..{latest} bytes \
+         at midnight; rows {rows:?}",
+        after_start - before_start
+    );
     let slack = 2 * RATE;
     assert!(
         (earliest.saturating_sub(slack)..=latest + slack).contains(&first_day),
@@ -532,15 +537,10 @@ fn websocket_echo_backend() -> u16 {
             return;
         };
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            match s.read(&mut byte) {
-                Ok(1) => head.push(byte[0]),
-                _ => return,
-            }
-        }
-        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        let Ok(head) = read_head(&mut s) else {
+            return;
+        };
+        let head = head.to_ascii_lowercase();
         if !head.contains(&format!(
             "sec-websocket-key: {}",
             WS_KEY.to_ascii_lowercase()
@@ -565,6 +565,37 @@ fn websocket_echo_backend() -> u16 {
     port
 }
 
+/// Reads an HTTP head up to and without its blank line, byte by byte (so
+/// that nothing after it is consumed).
+fn read_head(s: &mut impl Read) -> std::io::Result<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte)?;
+        head.push(byte[0]);
+    }
+    head.truncate(head.len() - 4);
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// Connects to lighttpd and upgrades to a WebSocket for `host`; panics
+/// unless the answer is 101 with the accept value for [`WS_KEY`].
+fn open_websocket(port: u16, host: &str) -> TcpStream {
+    let mut ws = http::connect(port);
+    let upgrade = format!(
+        "GET /chat HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: {WS_KEY}\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n"
+    );
+    ws.write_all(upgrade.as_bytes()).expect("send upgrade");
+    let head = read_head(&mut ws).expect("read the answer to the upgrade");
+    assert!(
+        head.starts_with("HTTP/1.1 101") && head.contains(WS_ACCEPT),
+        "switched to the tunnel: {head:?}"
+    );
+    ws
+}
+
 /// Test 6: a WebSocket tunnel through mod_proxy, with data both ways for
 /// several report intervals, is counted while it is open, and at its close
 /// equals what the access log says of the request.
@@ -583,24 +614,7 @@ fn websocket_tunnel_is_counted_while_open() {
     s.modules.push("mod_proxy".into());
     let mut l = Lighttpd::start(&s);
 
-    let mut ws = http::connect(l.port);
-    let upgrade = format!(
-        "GET /chat HTTP/1.1\r\nHost: ws.example\r\nUpgrade: websocket\r\n\
-         Connection: Upgrade\r\nSec-WebSocket-Key: {WS_KEY}\r\n\
-         Sec-WebSocket-Version: 13\r\n\r\n"
-    );
-    ws.write_all(upgrade.as_bytes()).expect("send upgrade");
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(ws.read(&mut byte).expect("read 101"), 1, "{head:?}");
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    assert!(
-        head.starts_with("HTTP/1.1 101") && head.contains(WS_ACCEPT),
-        "switched to the tunnel: {head:?}"
-    );
+    let mut ws = open_websocket(l.port, "ws.example");
 
     // 16 KiB each way every 100 ms for at least 4 s, reading the table;
     // then the tunnel stays open (idle) until the table shows it or 10 s
@@ -636,6 +650,11 @@ fn websocket_tunnel_is_counted_while_open() {
         last.0 > 0 && last.1 > 0,
         "the tunnel (open {:.1}s, {moved} bytes each way) was not in the table while \
          open; seen:\n{}",
+        opened.elapsed().as_secs_f64(),
+        describe(&seen)
+    );
+    eprintln!(
+        "tunnel open {:.1}s, {moved} bytes each way; seen:\n{}",
         opened.elapsed().as_secs_f64(),
         describe(&seen)
     );
