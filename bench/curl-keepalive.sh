@@ -4,6 +4,9 @@
 # lighttpd's own process right after them. Prints lighttpd's instruction
 # total; instructions per request = (I(12000) - I(2000)) / 10000.
 #   bench/curl-keepalive.sh none|/path/to/libmod_bw_counter.so N
+# HOOKS=1 also prints callgrind's inclusive instruction count of each of the
+# module's hooks (exact per call, whatever the machine's load; divide by
+# the calls, which callgrind_annotate does not print: N+1 requests here).
 # Needs valgrind, curl, lighttpd. bench/instructions.rs (make bench) is the
 # full harness (more loads, interleaved variants, CPU time).
 set -eu
@@ -43,3 +46,7 @@ curl -s -o /dev/null -H 'Host: alpha.example' "http://127.0.0.1:$port/small.txt?
 callgrind_control -d $pid > /dev/null 2>&1
 kill -TERM $pid; wait $pid || true
 grep -E '^(summary|totals):' "$d/cg.out.$pid.1" | head -1 | awk '{print $2}'
+if [ -n "${HOOKS:-}" ]; then
+    callgrind_annotate --inclusive=yes "$d/cg.out.$pid.1" 2>/dev/null |
+        grep -E 'hooks::handle_request_(done|reset)|count_rest' | grep -v '\*' || true
+fi

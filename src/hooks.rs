@@ -349,9 +349,6 @@ unsafe fn on_request(
     let Some(instance) = pd.and_then(PluginData::instance) else {
         return ffi::HANDLER_GO_ON;
     };
-    // A request that a report found running had part of its bytes
-    // counted then; otherwise (and always while no request has been) one
-    // load and a branch.
     // A request that a report found running had part of its bytes counted
     // then. While no request has been, this is one load and a branch; while
     // some have, a few more for the request's own slot.
