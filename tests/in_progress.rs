@@ -710,3 +710,154 @@ fn count_in_progress_disabled_counts_only_at_request_end() {
     l.stop_ok();
     oracle::assert_table_matches_access_log(&l.access_log, &db, None);
 }
+
+/// A running request is counted where its end would count it: under its
+/// `account`, or not at all when a condition on its URL `exclude`s it (so
+/// lighttpd evaluates that condition for the running request, at the
+/// report). The status URL shows the running download too. At the end the
+/// table equals the access log, with the same rules applied to it.
+#[test]
+fn running_requests_are_counted_under_their_scope_and_shown_in_the_status() {
+    const STATUS: &str = "/bw-status";
+    let db = MariaDb::start();
+    let mut l = Lighttpd::start(&setup(
+        &db,
+        &format!(
+            "{THROTTLE}\
+             $HTTP[\"host\"] == \"acct.example\" {{ bw_counter.account = \"customer\" }}\n\
+             $HTTP[\"url\"] =~ \"^/quiet/\" {{ bw_counter.exclude = \"enable\" }}\n\
+             $HTTP[\"remoteip\"] == \"127.0.0.1\" {{ bw_counter.status_url = \"{STATUS}\" }}\n"
+        ),
+    ));
+    big_file(&l, "big.bin", SIZE);
+    std::fs::create_dir(l.docroot.join("quiet")).unwrap();
+    big_file(&l, "quiet/big.bin", SIZE);
+    let (progress, counted_client) = download(l.port, "acct.example", "/big.bin");
+    let (_, quiet_client) = download(l.port, "quiet.example", "/quiet/big.bin");
+
+    thread::sleep(GROWN_AFTER);
+    let status = http::get(
+        l.port,
+        Some("status.example"),
+        &format!("{STATUS}?format=json"),
+    );
+    let live: serde_json::Value = serde_json::from_slice(&status.body).expect("status JSON");
+    let seen = watch(&db, "customer", &progress, Duration::ZERO);
+    let quiet_rows = counted(&db, "quiet.example");
+    assert_downloaded_whole(&counted_client.join().expect("download thread"));
+    assert_downloaded_whole(&quiet_client.join().expect("download thread"));
+    eprintln!("seen for customer:\n{}", describe(&seen));
+
+    assert_grew_while_running(&seen, SIZE, |s| s.table.1, "bytes out of account customer");
+    let live_out = live["vhosts"]["customer"]["out"].as_u64();
+    assert!(
+        live_out.is_some_and(|n| (GROWN..SIZE).contains(&n)),
+        "the status URL showed the running download under its account: {live}"
+    );
+    assert_eq!(quiet_rows, (0, 0), "an excluded request is never counted");
+    l.stop_ok();
+    let expected = oracle::expected_totals_by(&oracle::read_access_log(&l.access_log), |r| {
+        if r.path().starts_with("/quiet/") {
+            None
+        } else if r.host == "acct.example" {
+            Some("customer".to_string())
+        } else {
+            Some(oracle::host_key(&r.host, None))
+        }
+    });
+    assert!(expected.contains_key("customer") && !expected.contains_key("quiet.example"));
+    let records = oracle::read_access_log(&l.access_log).len();
+    oracle::assert_totals_equal(&expected, &oracle::table_totals(&db), records);
+}
+
+/// Reads one Content-Length framed response from a keep-alive connection,
+/// `p` told of every byte; returns the head and the body's length.
+fn read_response(s: &mut TcpStream, p: &Progress) -> (String, u64) {
+    let head = read_head(s).expect("response head");
+    p.add(head.len() as u64 + 4);
+    let len: u64 = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no Content-Length: {head}"));
+    let mut left = len;
+    let mut buf = vec![0u8; 65536];
+    while left > 0 {
+        let n = s
+            .read(&mut buf[..left.min(65536) as usize])
+            .expect("response body");
+        assert!(
+            n > 0,
+            "connection closed with {left} bytes of the body to come"
+        );
+        left -= n as u64;
+        p.add(n as u64);
+    }
+    (head, len)
+}
+
+/// The structures of a request counted in part serve the next ones: more
+/// requests on the same keep-alive connection after a download that
+/// reports counted while it ran, and a download the client abandons while
+/// reports are counting it, each add exactly their own bytes.
+#[test]
+fn requests_after_a_partly_counted_one_and_abandoned_downloads_count_exactly() {
+    let db = MariaDb::start();
+    let mut l = Lighttpd::start(&setup(&db, THROTTLE));
+    // About 3 s at the throttled rate: two or three reports see it.
+    big_file(&l, "six.bin", 6 << 20);
+    std::fs::write(l.docroot.join("small.txt"), b"small\n").unwrap();
+    let port = l.port;
+
+    let abandoned = thread::spawn(move || {
+        let mut s = http::connect(port);
+        s.write_all(get_request("gone.example", "/six.bin").as_bytes())
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_millis(2500);
+        let mut buf = vec![0u8; 65536];
+        let mut got = 0u64;
+        while Instant::now() < deadline {
+            got += s.read(&mut buf).expect("download") as u64;
+        }
+        drop(s); // closed with most of the file still to come
+        got
+    });
+
+    let progress = Progress::new();
+    let mut s = http::connect(port);
+    let mut statuses = Vec::new();
+    for path in ["/six.bin", "/small.txt", "/six.bin", "/small.txt"] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: keep.example\r\n\r\n");
+        s.write_all(request.as_bytes()).unwrap();
+        let (head, len) = read_response(&mut s, &progress);
+        statuses.push((head.lines().next().unwrap_or("").to_string(), len));
+    }
+    drop(s);
+    let got = abandoned.join().expect("abandoned download");
+    assert!(
+        statuses
+            .iter()
+            .all(|(line, _)| line.starts_with("HTTP/1.1 200")),
+        "{statuses:?}"
+    );
+    assert!(
+        got < 6 << 20,
+        "the abandoned download ended early: {got} bytes"
+    );
+
+    l.stop_ok();
+    let records = oracle::read_access_log(&l.access_log);
+    assert_eq!(
+        records.iter().filter(|r| r.host == "keep.example").count(),
+        4,
+        "{records:?}"
+    );
+    assert!(
+        records.iter().any(|r| r.host == "gone.example"),
+        "the abandoned download is logged: {records:?}"
+    );
+    oracle::assert_table_matches_access_log(&l.access_log, &db, None);
+}
