@@ -154,14 +154,11 @@ pub unsafe extern "C" fn handle_trigger(srv: *mut ffi::server, p_d: *mut c_void)
 /// # Safety
 /// `srv` must be lighttpd's live server, during a hook on its thread.
 unsafe fn count_running(srv: *mut ffi::server, instance: &mut Instance, now: i64, monotonic: i64) {
-    let Some((id, in_progress, walk)) = instance.walk_due(monotonic) else {
+    let Some((id, mut requests)) = instance.begin_walk(monotonic) else {
         return;
     };
-    let mut requests = std::mem::take(walk);
     // SAFETY: srv is live, during this hook (contract).
     unsafe { lighttpd::requests_in_progress(srv, &mut requests) };
-    in_progress.begin_report();
-    let mut moved = Vec::new();
     for &address in &requests {
         let r = address as *mut ffi::request_st;
         // SAFETY: r is a request lighttpd serves, listed during this hook;
@@ -174,22 +171,18 @@ unsafe fn count_running(srv: *mut ffi::server, instance: &mut Instance, now: i64
         // SAFETY: slot points into r's plugin_ctx, which only this module
         // uses at index id; it holds null or a token of ours.
         let token = unsafe { *slot } as usize;
-        let (token, now_counted) = in_progress.progress(token, identity, total);
+        let (token, moved) = instance.progress(token, identity, total);
         // SAFETY: as above.
         unsafe { *slot = token as *mut c_void };
-        if let Some(traffic) = now_counted {
-            moved.push((r, traffic));
+        if let Some(traffic) = moved {
+            // SAFETY: r is live during this hook (listed above), and the
+            // result is used only here.
+            let counted = unsafe { lighttpd::running_counted(r, traffic, now) };
+            // SAFETY: as above.
+            unsafe { count_resolved(r, instance, counted) };
         }
     }
-    in_progress.end_report();
-    *walk = requests;
-    for (r, traffic) in moved {
-        // SAFETY: r is live during this hook (listed above), and the
-        // result is used only here.
-        let counted = unsafe { lighttpd::running_counted(r, traffic, now) };
-        // SAFETY: as above.
-        unsafe { count_resolved(r, instance, counted) };
-    }
+    instance.end_walk(requests);
 }
 
 pub unsafe extern "C" fn handle_waitpid(

@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use crate::config::{Config, RequestScope, Scopes, DEFAULT_MAX_HOSTS};
 use crate::counters::Counters;
+use crate::counters::Traffic;
 use crate::day::{LocalZone, Zone};
 use crate::flush::set_aside_counts;
-use crate::in_progress::InProgress;
+use crate::in_progress::{Identity, InProgress, Token};
 use crate::process::{self, FlusherProcess, NotSent};
 use crate::request::Counted;
 use crate::scope_memo::ScopeMemo;
@@ -117,19 +118,35 @@ impl<Z: Zone> Instance<Z> {
     /// Whether running requests are to be counted now (`monotonic`:
     /// lighttpd's monotonic seconds): every `report_interval`, just before
     /// the report, when `count_in_progress` is on. Returns the plugin id
-    /// and the record keeper to count them with, and the walk's memory;
-    /// the walk is due again an interval later.
-    pub fn walk_due(
-        &mut self,
-        monotonic: i64,
-    ) -> Option<(usize, &mut InProgress, &mut Vec<usize>)> {
+    /// and the walk's list (its memory kept between reports; give it back
+    /// with [`Instance::end_walk`]); the walk is due again an interval
+    /// later.
+    pub fn begin_walk(&mut self, monotonic: i64) -> Option<(usize, Vec<usize>)> {
         let interval = self.config.as_ref()?.report_interval.as_secs() as i64;
         let id = self.plugin_id?;
         if !self.count_in_progress || monotonic - self.last_walk < interval {
             return None;
         }
         self.last_walk = monotonic;
-        Some((id, &mut self.in_progress, &mut self.walk))
+        self.in_progress.begin_report();
+        Some((id, std::mem::take(&mut self.walk)))
+    }
+
+    /// A request the walk found running: see [`InProgress::progress`].
+    pub fn progress(
+        &mut self,
+        token: Token,
+        identity: Identity,
+        total: Traffic,
+    ) -> (Token, Option<Traffic>) {
+        self.in_progress.progress(token, identity, total)
+    }
+
+    /// After the walk: its list back, and the records of requests it did
+    /// not find dropped.
+    pub fn end_walk(&mut self, walk: Vec<usize>) {
+        self.in_progress.end_report();
+        self.walk = walk;
     }
 
     /// Whether some running request has been counted in part: only then
