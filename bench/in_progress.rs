@@ -17,10 +17,11 @@
 //! second, so every report has a row to hand over to the flusher.
 //!
 //! Loads: N idle keep-alive connections (each served one request, then
-//! silent); N downloads of a 1 GiB file whose client reads 4 KiB from each
-//! connection four times a second (requests in progress that move bytes
-//! between reports); N downloads whose client reads nothing (in progress,
-//! stalled). `bw_counter.count_in_progress` "enable" and "disable" are run
+//! silent); N downloads of a 1 GiB file whose client reads up to 64 KiB
+//! from each connection four times a second (requests in progress that
+//! move bytes between reports: lighttpd's sockets get a small send buffer
+//! through LD_PRELOAD, see [`small_send_buffer_library`]); N downloads
+//! whose client reads nothing (in progress, stalled). `bw_counter.count_in_progress` "enable" and "disable" are run
 //! in turn for each load; a module that does not know the option yet (it
 //! refuses to start) is measured once, without it.
 //!
@@ -28,10 +29,12 @@
 //! BENCH_LOADS=idle0,idle1000,idle9000,reading100,reading1000,stalled1000
 //! (the default) picks loads; BENCH_SECONDS (10) is each window.
 //!
-//! lighttpd allows at most half its file descriptors as connections; under
-//! valgrind it gets the inherited RLIMIT_NOFILE less valgrind's reserve,
-//! and the bench raises its own soft limit to the hard one. Where the hard
-//! limit is 20,000 that is 9,994 connections, hence 9,000, not 10,000.
+//! lighttpd allows at most half its file descriptors as connections. The
+//! bench raises its RLIMIT_NOFILE to the hard limit and sets
+//! `server.max-fds` to it; under valgrind lighttpd's setrlimit fails (it
+//! logs so) and it keeps the limit valgrind leaves it, 12 less. Where the
+//! hard limit is 20,000 (and cannot be raised) that is 9,994 connections,
+//! hence 9,000, not 10,000: the slope gives the rest.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -39,7 +42,6 @@ mod common;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::os::fd::FromRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -71,8 +73,8 @@ impl Counting {
     }
 
     /// lighttpd allowed `max_fds` descriptors (it takes at most half as
-    /// connections).
-    fn setup(self, max_fds: u64) -> Setup {
+    /// connections), with `preload` loaded into it.
+    fn setup(self, max_fds: u64, preload: &Path) -> Setup {
         let mut s = Setup::new(format!(
             "server.max-keep-alive-requests = 1000000\n\
              server.max-keep-alive-idle = 3600\n\
@@ -88,6 +90,7 @@ impl Counting {
             max_fds / 2
         ));
         s.modules.clear();
+        s.env = vec![("LD_PRELOAD".into(), preload.display().to_string())];
         if self != Counting::Absent {
             s.conf.push_str(&format!(
                 "bw_counter.count_in_progress = \"{}\"\n",
@@ -186,44 +189,36 @@ fn read_response(s: &TcpStream) {
     reader.read_exact(&mut body).expect("response body");
 }
 
-/// A connection asking for /big.bin with a 4 KiB receive buffer (set
-/// before connecting, so the window stays small): lighttpd keeps the
-/// response in progress for as long as the bench runs.
+/// A connection asking for /big.bin, which lighttpd serves for as long as
+/// the bench runs.
 fn download(port: u16) -> TcpStream {
-    // SAFETY: plain socket calls on a descriptor this function owns; the
-    // option value and address outlive the calls that read them.
-    let fd = unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-        let size: libc::c_int = 4096;
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-        let addr = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: port.to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
-        let rc = libc::connect(
-            fd,
-            (&addr as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        );
-        assert!(rc == 0, "connect: {}", std::io::Error::last_os_error());
-        fd
-    };
-    // SAFETY: fd is a connected socket that nothing else owns.
-    let mut s = unsafe { TcpStream::from_raw_fd(fd) };
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: download.example\r\n\r\n")
         .unwrap();
     s
+}
+
+/// An LD_PRELOAD library that gives each connection lighttpd accepts a
+/// 16 KiB send buffer (the kernel doubles it). With the default, autotuned
+/// up to megabytes, lighttpd writes again only once half of it has
+/// drained, i.e. not between two reports for a slow reader; with this
+/// one, each download moves bytes in lighttpd between reports.
+fn small_send_buffer_library(dir: &Path) -> PathBuf {
+    common::preload_library(
+        dir,
+        "small_sndbuf",
+        "#define _GNU_SOURCE\n#include <dlfcn.h>\n#include <sys/socket.h>\n\
+         static int shrink(int fd) { int size = 16384; \
+         if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size); \
+         return fd; }\n\
+         int accept4(int s, struct sockaddr *a, socklen_t *l, int f) { \
+         static int (*real)(int, struct sockaddr *, socklen_t *, int); \
+         if (!real) real = dlsym(RTLD_NEXT, \"accept4\"); return shrink(real(s, a, l, f)); }\n\
+         int accept(int s, struct sockaddr *a, socklen_t *l) { \
+         static int (*real)(int, struct sockaddr *, socklen_t *); \
+         if (!real) real = dlsym(RTLD_NEXT, \"accept\"); return shrink(real(s, a, l)); }\n",
+        &["-ldl"],
+    )
 }
 
 /// A thread that runs `step` every 250 ms until the returned flag is set.
@@ -241,8 +236,8 @@ fn every_quarter_second(
     (stop, thread)
 }
 
-/// Reads what is there, at most 4 KiB, from each download, adding what it
-/// read to `moved`.
+/// Reads what is there, at most 64 KiB (loopback's segment size, so that
+/// the window reopens), from each download; adds what it read to `moved`.
 fn trickle(downloads: &[TcpStream], moved: Arc<AtomicU64>) -> impl FnMut() + Send + 'static {
     let streams: Vec<TcpStream> = downloads
         .iter()
@@ -252,7 +247,7 @@ fn trickle(downloads: &[TcpStream], moved: Arc<AtomicU64>) -> impl FnMut() + Sen
             s
         })
         .collect();
-    let mut buf = vec![0u8; 4096];
+    let mut buf = vec![0u8; 65536];
     move || {
         for mut s in &streams {
             match s.read(&mut buf) {
@@ -321,10 +316,36 @@ struct Report {
     moved: u64,
 }
 
-/// Runs `load` against a lighttpd under callgrind for `window`.
-fn measure(counting: Counting, load: Load, window: Duration, dir: &Path, max_fds: u64) -> Report {
-    let out = dir.join("callgrind.out");
-    let mut s = counting.setup(max_fds);
+/// What every measurement shares.
+struct Rig {
+    dir: TempDir,
+    /// lighttpd's `server.max-fds`: the bench's RLIMIT_NOFILE.
+    max_fds: u64,
+    /// [`small_send_buffer_library`].
+    preload: PathBuf,
+    /// How long callgrind counts, once the connections are open.
+    window: Duration,
+}
+
+impl Rig {
+    fn setup(&self, counting: Counting) -> Setup {
+        counting.setup(self.max_fds, &self.preload)
+    }
+
+    /// Enable and disable if the module knows
+    /// `bw_counter.count_in_progress`, else the module as it is.
+    fn countings(&self) -> Vec<Counting> {
+        match Lighttpd::try_start(&self.setup(Counting::Disable)) {
+            Ok(_) => vec![Counting::Enable, Counting::Disable],
+            Err(_) => vec![Counting::Absent],
+        }
+    }
+}
+
+/// Runs `load` against a lighttpd under callgrind for the rig's window.
+fn measure(rig: &Rig, counting: Counting, load: Load) -> Report {
+    let out = rig.dir.path().join("callgrind.out");
+    let mut s = rig.setup(counting);
     s.wrapper = vec![
         "valgrind".into(),
         "--tool=callgrind".into(),
@@ -344,7 +365,7 @@ fn measure(counting: Counting, load: Load, window: Duration, dir: &Path, max_fds
     std::thread::sleep(Duration::from_secs(3));
     callgrind_control(&l, "-z");
     let before = moved.load(Ordering::Relaxed);
-    std::thread::sleep(window);
+    std::thread::sleep(rig.window);
     callgrind_control(&l, "-d");
     let moved = moved.load(Ordering::Relaxed) - before;
     let fds = std::fs::read_dir(format!("/proc/{}/fd", l.pid())).map_or(0, Iterator::count);
@@ -376,15 +397,6 @@ fn callgrind_control(l: &Lighttpd, command: &str) {
     assert!(done.status.success(), "callgrind_control {command} failed");
 }
 
-/// Enable and disable if the module knows `bw_counter.count_in_progress`,
-/// else the module as it is.
-fn countings(max_fds: u64) -> Vec<Counting> {
-    match Lighttpd::try_start(&Counting::Disable.setup(max_fds)) {
-        Ok(_) => vec![Counting::Enable, Counting::Disable],
-        Err(_) => vec![Counting::Absent],
-    }
-}
-
 /// The soft RLIMIT_NOFILE raised to the hard one (inherited by lighttpd).
 fn raise_fd_limit() -> u64 {
     let mut limit = libc::rlimit {
@@ -413,18 +425,24 @@ fn main() {
         .split(',')
         .map(|n| Load::parse(n).unwrap_or_else(|| panic!("BENCH_LOADS: {n}?")))
         .collect();
-    let fd_limit = raise_fd_limit();
     let dir = TempDir::new("bench-in-progress");
-    let countings = countings(fd_limit);
+    let rig = Rig {
+        max_fds: raise_fd_limit(),
+        preload: small_send_buffer_library(dir.path()),
+        dir,
+        window,
+    };
+    let countings = rig.countings();
     println!(
         "instructions per report ({HOOK}, inclusive / calls; callgrind, {}s windows, \
-         report_interval 1, RLIMIT_NOFILE {fd_limit}):",
-        window.as_secs()
+         report_interval 1, RLIMIT_NOFILE {}):",
+        window.as_secs(),
+        rig.max_fds
     );
     let mut at_zero: HashMap<&str, f64> = HashMap::new();
     for load in loads {
         for &counting in &countings {
-            let r = measure(counting, load, window, dir.path(), fd_limit);
+            let r = measure(&rig, counting, load);
             let n = load.connections();
             if n == 0 {
                 at_zero.insert(counting.name(), r.per_call);
