@@ -168,7 +168,7 @@ bench: deps deps-test deps-bench headers
 	$(CARGO) bench --bench instructions
 	$(CARGO) bench --bench status
 	$(CARGO) bench --bench galera
-	$(CARGO) bench --bench in_progress
+	$(CARGO) bench --bench report_walk
 	$(CARGO) bench -p bw-report --bench exporter
 
 # Fuzz the parsers of outside input (option values, Host headers, spool

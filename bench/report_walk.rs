@@ -21,11 +21,12 @@
 //! from each connection four times a second (requests in progress that
 //! move bytes between reports: lighttpd's sockets get a small send buffer
 //! through LD_PRELOAD, see [`small_send_buffer_library`]); N downloads
-//! whose client reads nothing (in progress, stalled). `bw_counter.count_in_progress` "enable" and "disable" are run
-//! in turn for each load; a module that does not know the option yet (it
+//! whose client reads nothing (in progress, stalled).
+//! `bw_counter.count_in_progress` "enable" and "disable" are run in turn
+//! for each load; a module that does not know the option yet (it
 //! refuses to start) is measured once, without it.
 //!
-//!   cargo build --release && cargo bench --bench in_progress
+//!   cargo build --release && cargo bench --bench report_walk
 //! BENCH_LOADS=idle0,idle1000,idle9000,reading100,reading1000,stalled1000
 //! (the default) picks loads; BENCH_SECONDS (10) is each window.
 //!
