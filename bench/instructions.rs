@@ -33,7 +33,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -179,25 +179,10 @@ fn keep_alive(port: u16, hosts: impl Iterator<Item = String>) {
     stream.set_nodelay(true).unwrap();
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
-    let mut line = String::new();
     for host in hosts {
         let request = format!("GET /small.txt HTTP/1.1\r\nHost: {host}\r\n\r\n");
         writer.write_all(request.as_bytes()).unwrap();
-        let mut length = 0;
-        loop {
-            line.clear();
-            reader.read_line(&mut line).expect("response head");
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse().unwrap();
-                }
-            }
-        }
-        let mut body = vec![0u8; length];
-        reader.read_exact(&mut body).expect("response body");
+        common::http::read_framed_response(&mut reader);
     }
 }
 

@@ -41,7 +41,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -172,22 +172,7 @@ fn idle_connections(port: u16, n: usize) -> Vec<TcpStream> {
 /// Reads one response to a GET of /small.txt (Content-Length framed).
 fn read_response(s: &TcpStream) {
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut reader = BufReader::new(s);
-    let (mut line, mut length) = (String::new(), 0);
-    loop {
-        line.clear();
-        reader.read_line(&mut line).expect("response head");
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse().unwrap();
-            }
-        }
-    }
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body).expect("response body");
+    common::http::read_framed_response(&mut BufReader::new(s));
 }
 
 /// A connection asking for /big.bin, which lighttpd serves for as long as

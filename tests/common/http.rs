@@ -2,7 +2,7 @@
 //! control of what goes on the wire (Host headers, keep-alive, pipelining,
 //! aborted transfers), which a full client library would hide.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
@@ -84,4 +84,26 @@ pub fn get(port: u16, host: Option<&str>, path: &str) -> Response {
                 String::from_utf8_lossy(&raw)
             )
         })
+}
+
+/// Reads one Content-Length framed response (head, then that many body
+/// bytes) from a keep-alive connection, leaving what follows unread;
+/// returns the body's length.
+pub fn read_framed_response(reader: &mut impl BufRead) -> usize {
+    let (mut line, mut length) = (String::new(), 0);
+    loop {
+        line.clear();
+        reader.read_line(&mut line).expect("response head");
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().expect("a Content-Length number");
+            }
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).expect("response body");
+    length
 }
