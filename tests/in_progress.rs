@@ -408,7 +408,7 @@ fn throttled_http2_stream_is_counted_while_it_runs() {
 }
 
 /// Test 4: a throttled download across a faked midnight (libfaketime,
-/// lighttpd's local clock starting at 23:59:55) lands on both days, split
+/// lighttpd's local clock starting at 23:59:52) lands on both days, split
 /// where its bytes flowed: the first day holds what the client had
 /// received when lighttpd's clock crossed midnight, within two report
 /// intervals' worth; both rows sum to the access log.
@@ -417,12 +417,14 @@ fn download_across_midnight_is_split_by_when_its_bytes_flowed() {
     let preload = common::libfaketime();
     let db = MariaDb::start();
     let mut s = setup(&db, THROTTLE);
-    // lighttpd's clock starts at 23:59:55 local time when its process
-    // starts; a zone 3 hours east of UTC, so that the local day matters.
-    let to_midnight = Duration::from_secs(5);
+    // lighttpd's clock starts at 23:59:52 local time when its process
+    // starts (8 s: room for a slow start on a busy machine; the 10 s
+    // download still runs across midnight); a zone 3 hours east of UTC, so
+    // that the local day matters.
+    let to_midnight = Duration::from_secs(8);
     s.env = vec![
         ("LD_PRELOAD".into(), preload.display().to_string()),
-        ("FAKETIME".into(), "@2026-11-28 23:59:55".into()),
+        ("FAKETIME".into(), "@2026-11-28 23:59:52".into()),
         ("DONT_FAKE_MONOTONIC".into(), "1".into()),
         ("TZ".into(), "XST-3".into()),
     ];
@@ -430,7 +432,7 @@ fn download_across_midnight_is_split_by_when_its_bytes_flowed() {
     let mut l = Lighttpd::start(&s);
     let after_start = Instant::now();
     assert!(
-        after_start < before_start + to_midnight - Duration::from_secs(2),
+        after_start < before_start + to_midnight - Duration::from_secs(3),
         "lighttpd took {:?} to start: no time left before its midnight",
         after_start - before_start
     );
