@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use common::http;
-use common::lighttpd::{Lighttpd, Setup};
+use common::lighttpd::{Lighttpd, Refused, Setup};
 use common::mariadb::MariaDb;
 use common::oracle::{self, Totals};
 
@@ -128,14 +128,7 @@ fn the_first_server_that_answers_is_used_and_the_next_takes_over() {
 #[test]
 fn a_bad_list_is_refused_naming_the_element() {
     let db = MariaDb::start();
-    let conf = db.module_options().replacen(
-        &format!("bw_counter.mysql_server = \"{}\"", db.tcp_address()),
-        "bw_counter.mysql_server = ( \"127.0.0.1:3306\", \"db:99999\" )",
-        1,
-    );
-    let refused = Lighttpd::try_start(&Setup::new(conf))
-        .err()
-        .expect("refused");
+    let refused = refused_with(&db, "( \"127.0.0.1:3306\", \"db:99999\" )");
     assert!(
         refused.output.contains(
             "bw_counter.mysql_server = ( \"127.0.0.1:3306\", \"db:99999\" ): server 2 (\"db:99999\"): "
@@ -143,14 +136,7 @@ fn a_bad_list_is_refused_naming_the_element() {
         "{}",
         refused.output
     );
-    let conf = db.module_options().replacen(
-        &format!("bw_counter.mysql_server = \"{}\"", db.tcp_address()),
-        "bw_counter.mysql_server = ( \"a\" => \"127.0.0.1\" )",
-        1,
-    );
-    let refused = Lighttpd::try_start(&Setup::new(conf))
-        .err()
-        .expect("refused");
+    let refused = refused_with(&db, "( \"a\" => \"127.0.0.1\" )");
     assert!(
         refused
             .output
@@ -158,4 +144,17 @@ fn a_bad_list_is_refused_naming_the_element() {
         "{}",
         refused.output
     );
+}
+
+/// lighttpd's refusal to start with `bw_counter.mysql_server = <value>`
+/// (the other options `db`'s).
+fn refused_with(db: &MariaDb, value: &str) -> Refused {
+    let conf = db.module_options().replacen(
+        &format!("bw_counter.mysql_server = \"{}\"", db.tcp_address()),
+        &format!("bw_counter.mysql_server = {value}"),
+        1,
+    );
+    Lighttpd::try_start(&Setup::new(conf))
+        .err()
+        .expect("refused")
 }

@@ -86,14 +86,7 @@ fn a_node_killed_under_load_loses_and_doubles_nothing() {
         "the first of its list"
     );
     cluster.kill(0);
-    let switched = one.expect_log("now using", WAIT);
-    assert!(
-        switched.contains(&format!(
-            "database server {} failed",
-            cluster.tcp_address(0)
-        )) && switched.contains(&format!("now using {}", cluster.tcp_address(1))),
-        "{switched}"
-    );
+    expect_switch(&one, &cluster.tcp_address(0), &cluster.tcp_address(1));
     std::thread::sleep(Duration::from_secs(3));
     let during = load.stop();
     // The status shows where the flushers write now: the next node (a
@@ -163,14 +156,7 @@ fn a_commit_reply_cut_in_front_of_a_node_is_not_counted_twice() {
         .expect("node 2")
         .query_drop("SET GLOBAL wsrep_reject_queries = ALL_KILL")
         .expect("reject queries");
-    let switched = two.expect_log("now using", WAIT);
-    assert!(
-        switched.contains(&format!(
-            "database server {} failed",
-            cluster.tcp_address(2)
-        )) && switched.contains(&format!("now using {}", cluster.tcp_address(1))),
-        "{switched}"
-    );
+    expect_switch(&two, &cluster.tcp_address(2), &cluster.tcp_address(1));
     std::thread::sleep(Duration::from_secs(2));
     load.stop();
     one.stop_ok();
@@ -184,4 +170,15 @@ fn a_commit_reply_cut_in_front_of_a_node_is_not_counted_twice() {
         wait_until_exact(&cluster, node, &[&one, &two]);
     }
     assert_no_outage(&[&one, &two]);
+}
+
+/// Waits for `l`'s line saying it left server `from` for `to`, and checks
+/// it names both.
+fn expect_switch(l: &Lighttpd, from: &str, to: &str) {
+    let switched = l.expect_log("now using", WAIT);
+    assert!(
+        switched.contains(&format!("database server {from} failed"))
+            && switched.contains(&format!("now using {to}")),
+        "{switched}"
+    );
 }
